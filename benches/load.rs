@@ -1,0 +1,73 @@
+//! Loader benchmark: a generated 1000-service project, load + validate + normalize + print
+//! JSON, timed in-process. Target (issue 2): median under 50 ms on the 2-core CI machine.
+//! Run: `cargo bench --bench load` (prints min / median / max over the runs).
+
+use std::time::{Duration, Instant};
+
+use berth::compose::{self, emit, model, LoadOptions};
+
+const SERVICES: usize = 1000;
+const RUNS: usize = 21;
+
+fn generate(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut s = String::from("name: bench\nx-common: &common\n  restart: unless-stopped\n  logging:\n    driver: json-file\n    options: {max-size: 10m}\nservices:\n");
+    for i in 0..SERVICES {
+        let dep = if i > 0 { format!("\n    depends_on: [svc{}]", i - 1) } else { String::new() };
+        s.push_str(&format!(
+            "  svc{i}:\n    <<: *common\n    image: registry.local/app{i}:${{TAG:-latest}}\n    command: [\"/bin/run\", \"--id\", \"{i}\"]\n    ports: [\"{}:80\"]\n    volumes: [\"./data/{i}:/data\", \"vol{i}:/var/lib\"]\n    environment:\n      - ID={i}\n      - MODE=${{MODE:-prod}}\n    labels: {{tier: \"t{}\"}}\n    healthcheck:\n      test: curl -f http://localhost/\n      interval: 10s\n    networks: [front, back]{dep}\n",
+            10000 + i,
+            i % 3
+        ));
+    }
+    s.push_str("networks:\n  front: {}\n  back: {}\nvolumes:\n");
+    for i in 0..SERVICES {
+        s.push_str(&format!("  vol{i}: {{}}\n"));
+    }
+    std::fs::write(dir.join("compose.yaml"), s)
+}
+
+fn main() {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("tempdir: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = generate(dir.path()) {
+        eprintln!("generate: {e}");
+        std::process::exit(1);
+    }
+    let mut opts = match LoadOptions::from_process() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("options: {e}");
+            std::process::exit(1);
+        }
+    };
+    opts.cwd = dir.path().to_path_buf();
+    opts.os_env.clear();
+    let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
+    let mut bytes = 0;
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let loaded = match compose::load(&opts) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("load: {e}");
+                std::process::exit(1);
+            }
+        };
+        let out = emit::to_json(&model::to_config_json(&loaded.project));
+        bytes = out.len();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "load+validate+normalize+json, {SERVICES} services ({bytes} bytes out), {RUNS} runs: min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        ms(times[0]),
+        ms(times[RUNS / 2]),
+        ms(times[RUNS - 1])
+    );
+}

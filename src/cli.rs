@@ -1,0 +1,220 @@
+//! The `berth` command line: Docker Compose's commands, flags and output shapes.
+//! Only commands whose machinery exists are offered; the rest arrive with their issues.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::compose::yaml::Node;
+use crate::compose::{self, emit, model, LoadOptions, Loaded};
+
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about = "Compose-style multi-service orchestrator")]
+pub struct Cli {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags that pick the project, as `docker compose` has them.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// Compose configuration files (repeatable; `-` reads standard input)
+    #[arg(short = 'f', long = "file", global = true)]
+    pub files: Vec<PathBuf>,
+    /// Project name
+    #[arg(short = 'p', long = "project-name", global = true)]
+    pub project_name: Option<String>,
+    /// Alternate working directory (default: the directory of the first compose file)
+    #[arg(long = "project-directory", global = true)]
+    pub project_directory: Option<PathBuf>,
+    /// Alternate environment files (repeatable)
+    #[arg(long = "env-file", global = true)]
+    pub env_files: Vec<PathBuf>,
+    /// Profiles to enable (repeatable)
+    #[arg(long = "profile", id = "profile", global = true)]
+    pub profiles: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse, resolve and render the compose file in canonical format
+    Config(ConfigArgs),
+    /// Show the berth version
+    Version,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Services to render (with their dependencies)
+    pub services: Vec<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "yaml")]
+    pub format: Format,
+    /// Only validate the configuration, print nothing
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the service names, one per line
+    #[arg(long = "services")]
+    pub list_services: bool,
+    /// Print the volume names, one per line
+    #[arg(long)]
+    pub volumes: bool,
+    /// Print the network names, one per line
+    #[arg(long)]
+    pub networks: bool,
+    /// Print the profile names, one per line
+    #[arg(long = "profiles", id = "list_profiles")]
+    pub profiles: bool,
+    /// Print the image names, one per line
+    #[arg(long)]
+    pub images: bool,
+    /// Don't interpolate environment variables
+    #[arg(long)]
+    pub no_interpolate: bool,
+    /// Don't normalize the compose model
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Don't resolve file paths
+    #[arg(long)]
+    pub no_path_resolution: bool,
+    /// Don't check model consistency
+    #[arg(long)]
+    pub no_consistency: bool,
+    /// Save to this file instead of printing
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Version => {
+            println!("berth version {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Config(args) => match config(&cli.project, &args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn load(project: &ProjectArgs, tweak: impl FnOnce(&mut LoadOptions)) -> Result<Loaded, String> {
+    let mut opts = LoadOptions::from_process().map_err(|e| format!("current directory: {e}"))?;
+    opts.files = project.files.clone();
+    opts.project_name = project.project_name.clone();
+    opts.project_directory = project.project_directory.clone();
+    opts.env_files = project.env_files.clone();
+    opts.profiles = project.profiles.clone();
+    if opts.files.iter().any(|f| f.as_os_str() == "-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| format!("reading standard input: {e}"))?;
+        opts.stdin = Some(s);
+    }
+    tweak(&mut opts);
+    let loaded = compose::load(&opts).map_err(|e| e.to_string())?;
+    let color = std::io::stderr().is_terminal();
+    for w in &loaded.warnings {
+        if color {
+            eprintln!("\x1b[33mWARN\x1b[0m[0000] {w}");
+        } else {
+            eprintln!("WARN[0000] {w}");
+        }
+    }
+    Ok(loaded)
+}
+
+fn config(project: &ProjectArgs, args: &ConfigArgs) -> Result<(), String> {
+    let loaded = load(project, |o| {
+        o.services = args.services.clone();
+        o.interpolate = !args.no_interpolate;
+        o.normalize = !args.no_normalize;
+        o.resolve_paths = !args.no_path_resolution;
+        o.consistency = !args.no_consistency;
+    })?;
+    if args.quiet {
+        return Ok(());
+    }
+    let lines = |items: Vec<String>| -> String {
+        items.into_iter().map(|s| s + "\n").collect()
+    };
+    let text = if args.list_services {
+        lines(loaded.order.clone())
+    } else if args.volumes {
+        lines(section_keys(&loaded.doc, "volumes"))
+    } else if args.networks {
+        lines(section_keys(&loaded.doc, "networks"))
+    } else if args.profiles {
+        lines(loaded.all_profiles.clone())
+    } else if args.images {
+        let project = loaded.doc.get("name").and_then(Node::as_str).unwrap_or_default();
+        let services = loaded.doc.get("services").and_then(Node::as_map);
+        lines(
+            services
+                .into_iter()
+                .flatten()
+                .map(|(name, s)| match s.get("image").and_then(Node::as_str) {
+                    Some(image) => image.to_string(),
+                    None => format!("{project}-{name}"),
+                })
+                .collect(),
+        )
+    } else {
+        let (yaml, json) = match &loaded.project {
+            Some(p) => (model::to_config_yaml_value(p), model::to_config_json(p)),
+            // Without interpolation Compose prints the raw model, keys sorted.
+            None => {
+                let raw = sorted(loaded.doc.to_json());
+                (raw.clone(), raw)
+            }
+        };
+        match args.format {
+            Format::Yaml => emit::to_yaml(&yaml),
+            Format::Json => emit::to_json(&json),
+        }
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display())),
+        None => std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("writing output: {e}")),
+    }
+}
+
+fn section_keys(doc: &Node, section: &str) -> Vec<String> {
+    let mut keys: Vec<String> = doc
+        .get(section)
+        .and_then(Node::as_map)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+/// Recursively sort object keys, as Go prints a map.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut entries: Vec<(String, serde_json::Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}

@@ -1,0 +1,160 @@
+//! Compose's consistency checks: what the schema cannot see (references between sections).
+
+use super::yaml::{Node, Pos, Value};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{pos}: {message}")]
+pub struct ConsistencyError {
+    pub pos: Pos,
+    pub message: String,
+}
+
+fn fail(pos: &Pos, message: String) -> Result<(), ConsistencyError> {
+    Err(ConsistencyError {
+        pos: pos.clone(),
+        message,
+    })
+}
+
+fn keys<'a>(doc: &'a Node, section: &str) -> Vec<&'a str> {
+    doc.get(section)
+        .and_then(Node::as_map)
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Check a normalized, profile-filtered document.
+pub fn check(doc: &Node) -> Result<(), ConsistencyError> {
+    let Some(services) = doc.get("services").and_then(Node::as_map) else {
+        return Ok(());
+    };
+    let networks = keys(doc, "networks");
+    let volumes = keys(doc, "volumes");
+    let secrets = keys(doc, "secrets");
+    let configs = keys(doc, "configs");
+    for (name, svc) in services {
+        if svc.get("image").is_none() && svc.get("build").is_none() {
+            fail(
+                &svc.pos,
+                format!("service {name:?} has neither an image nor a build context specified"),
+            )?;
+        }
+        if let Some(deps) = svc.get("depends_on").and_then(Node::as_map) {
+            for (dep, spec) in deps {
+                let required = !matches!(
+                    spec.get("required").map(|n| &n.value),
+                    Some(Value::Bool(false))
+                );
+                if required && !services.contains_key(dep) {
+                    fail(
+                        &spec.pos,
+                        format!("service {name:?} depends on undefined service {dep:?}"),
+                    )?;
+                }
+            }
+        }
+        if let Some(nets) = svc.get("networks").and_then(Node::as_map) {
+            for (net, n) in nets {
+                if !networks.contains(&net.as_str()) {
+                    fail(&n.pos, format!("service {name:?} refers to undefined network {net}"))?;
+                }
+            }
+            if svc.get("network_mode").is_some() && !nets.is_empty() {
+                fail(
+                    &svc.pos,
+                    format!("service {name:?} declares mutually exclusive `network_mode` and `networks`"),
+                )?;
+            }
+        }
+        for v in svc.get("volumes").and_then(Node::as_seq).into_iter().flatten() {
+            if v.get("type").and_then(Node::as_str) != Some("volume") {
+                continue;
+            }
+            if let Some(src) = v.get("source").and_then(Node::as_str) {
+                if !src.is_empty() && !volumes.contains(&src) {
+                    fail(&v.pos, format!("service {name:?} refers to undefined volume {src}"))?;
+                }
+            }
+        }
+        for (kind, defined) in [("secrets", &secrets), ("configs", &configs)] {
+            for s in svc.get(kind).and_then(Node::as_seq).into_iter().flatten() {
+                if let Some(src) = s.get("source").and_then(Node::as_str) {
+                    if !defined.contains(&src) {
+                        let singular = kind.trim_end_matches('s');
+                        fail(&s.pos, format!("service {name:?} refers to undefined {singular} {src}"))?;
+                    }
+                }
+            }
+        }
+        let replicas = svc
+            .get("deploy")
+            .and_then(|d| d.get("replicas"))
+            .and_then(|r| match r.value {
+                Value::Int(i) => Some(i),
+                _ => None,
+            });
+        let scale = svc.get("scale").and_then(|r| match r.value {
+            Value::Int(i) => Some(i),
+            _ => None,
+        });
+        if let (Some(r), Some(s)) = (replicas, scale) {
+            if r != s {
+                fail(
+                    &svc.pos,
+                    format!("service {name:?}: scale ({s}) and deploy.replicas ({r}) must be equal when both are set"),
+                )?;
+            }
+        }
+        if svc.get("container_name").is_some() && replicas.or(scale).is_some_and(|n| n > 1) {
+            fail(
+                &svc.pos,
+                format!("service {name:?}: container_name cannot be set when running more than one replica, as container names must be unique"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::yaml::parse;
+
+    fn err(src: &str) -> ConsistencyError {
+        check(&parse(src, "c.yaml").expect("yaml").remove(0)).expect_err("inconsistent")
+    }
+
+    #[test]
+    fn needs_image_or_build() {
+        let e = err("services:\n  web: {command: x}\n");
+        assert!(e.message.contains("neither an image nor a build"), "{e}");
+        assert_eq!(e.pos.line, 2);
+    }
+
+    #[test]
+    fn undefined_references() {
+        assert!(err("services:\n  a: {image: x, depends_on: {b: {required: true}}}\n")
+            .message
+            .contains("undefined service \"b\""));
+        assert!(err("services:\n  a: {image: x, networks: {n: null}}\n")
+            .message
+            .contains("undefined network n"));
+        assert!(err("services:\n  a:\n    image: x\n    volumes: [{type: volume, source: v, target: /v}]\n")
+            .message
+            .contains("undefined volume v"));
+        assert!(err("services:\n  a:\n    image: x\n    secrets: [{source: s}]\n")
+            .message
+            .contains("undefined secret s"));
+    }
+
+    #[test]
+    fn optional_dependency_may_be_missing() {
+        let doc = parse(
+            "services:\n  a: {image: x, depends_on: {b: {required: false}}}\n",
+            "c.yaml",
+        )
+        .expect("yaml")
+        .remove(0);
+        assert!(check(&doc).is_ok());
+    }
+}

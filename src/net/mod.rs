@@ -1,0 +1,1 @@
+//! Bridges, veth, IPAM, per-network DNS and nftables port publishing. Arrives with its issue.

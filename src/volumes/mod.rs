@@ -1,0 +1,1 @@
+//! Named volumes, bind mounts and tmpfs. Arrives with its issue.
