@@ -12,7 +12,11 @@ const RUNS: usize = 21;
 fn generate(dir: &std::path::Path) -> std::io::Result<()> {
     let mut s = String::from("name: bench\nx-common: &common\n  restart: unless-stopped\n  logging:\n    driver: json-file\n    options: {max-size: 10m}\nservices:\n");
     for i in 0..SERVICES {
-        let dep = if i > 0 { format!("\n    depends_on: [svc{}]", i - 1) } else { String::new() };
+        let dep = if i > 0 {
+            format!("\n    depends_on: [svc{}]", i - 1)
+        } else {
+            String::new()
+        };
         s.push_str(&format!(
             "  svc{i}:\n    <<: *common\n    image: registry.local/app{i}:${{TAG:-latest}}\n    command: [\"/bin/run\", \"--id\", \"{i}\"]\n    ports: [\"{}:80\"]\n    volumes: [\"./data/{i}:/data\", \"vol{i}:/var/lib\"]\n    environment:\n      - ID={i}\n      - MODE=${{MODE:-prod}}\n    labels: {{tier: \"t{}\"}}\n    healthcheck:\n      test: curl -f http://localhost/\n      interval: 10s\n    networks: [front, back]{dep}\n",
             10000 + i,
@@ -58,7 +62,11 @@ fn main() {
                 std::process::exit(1);
             }
         };
-        let out = emit::to_json(&model::to_config_json(&loaded.project));
+        let Some(project) = loaded.project else {
+            eprintln!("no typed project");
+            std::process::exit(1);
+        };
+        let out = emit::to_json(&model::to_config_json(&project));
         bytes = out.len();
         times.push(t.elapsed());
     }

@@ -11,7 +11,11 @@ use crate::compose::yaml::Node;
 use crate::compose::{self, emit, model, LoadOptions, Loaded};
 
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about = "Compose-style multi-service orchestrator")]
+#[command(
+    name = "berth",
+    version,
+    about = "Compose-style multi-service orchestrator"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -150,9 +154,7 @@ fn config(project: &ProjectArgs, args: &ConfigArgs) -> Result<(), String> {
     if args.quiet {
         return Ok(());
     }
-    let lines = |items: Vec<String>| -> String {
-        items.into_iter().map(|s| s + "\n").collect()
-    };
+    let lines = |items: Vec<String>| -> String { items.into_iter().map(|s| s + "\n").collect() };
     let text = if args.list_services {
         lines(loaded.order.clone())
     } else if args.volumes {
@@ -162,7 +164,11 @@ fn config(project: &ProjectArgs, args: &ConfigArgs) -> Result<(), String> {
     } else if args.profiles {
         lines(loaded.all_profiles.clone())
     } else if args.images {
-        let project = loaded.doc.get("name").and_then(Node::as_str).unwrap_or_default();
+        let project = loaded
+            .doc
+            .get("name")
+            .and_then(Node::as_str)
+            .unwrap_or_default();
         let services = loaded.doc.get("services").and_then(Node::as_map);
         lines(
             services
@@ -176,7 +182,11 @@ fn config(project: &ProjectArgs, args: &ConfigArgs) -> Result<(), String> {
         )
     } else {
         let (yaml, json) = match &loaded.project {
-            Some(p) => (model::to_config_yaml_value(p), model::to_config_json(p)),
+            // Interpolated values are printed re-loadable: a literal `$` becomes `$$`.
+            Some(p) => (
+                escape_dollars(model::to_config_yaml_value(p)),
+                escape_dollars(model::to_config_json(p)),
+            ),
             // Without interpolation Compose prints the raw model, keys sorted.
             None => {
                 let raw = sorted(loaded.doc.to_json());
@@ -214,7 +224,26 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
         }
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sorted).collect()),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
+}
+
+fn escape_dollars(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::String(s) if s.contains('$') => {
+            serde_json::Value::String(s.replace('$', "$$"))
+        }
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k.replace('$', "$$"), escape_dollars(v)))
+                .collect(),
+        ),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(escape_dollars).collect())
+        }
         other => other,
     }
 }

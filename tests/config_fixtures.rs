@@ -44,14 +44,17 @@ fn run_case(dir: &Path) -> Result<(), String> {
         .stderr(Stdio::piped());
     if let Some(env) = read_opt(&dir.join("env")) {
         for line in env.lines().filter(|l| !l.trim().is_empty()) {
-            let (k, v) = line.split_once('=').ok_or(format!("bad env line {line:?}"))?;
+            let (k, v) = line
+                .split_once('=')
+                .ok_or(format!("bad env line {line:?}"))?;
             c.env(k, subst(v));
         }
     }
     let mut child = c.spawn().map_err(|e| format!("spawn: {e}"))?;
     let input = read_opt(&dir.join("stdin")).unwrap_or_default();
     if let Some(mut s) = child.stdin.take() {
-        s.write_all(input.as_bytes()).map_err(|e| format!("stdin: {e}"))?;
+        s.write_all(input.as_bytes())
+            .map_err(|e| format!("stdin: {e}"))?;
     }
     let out = child.wait_with_output().map_err(|e| format!("wait: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -104,7 +107,10 @@ fn config_fixtures() {
     let mut failures = Vec::new();
     let mut ran = 0;
     for case in &cases {
-        let name = case.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = case
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
@@ -113,6 +119,11 @@ fn config_fixtures() {
             failures.push(format!("== {name}\n{e}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {ran} fixtures failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} fixtures failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     eprintln!("{ran} fixtures passed");
 }

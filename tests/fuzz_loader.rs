@@ -15,26 +15,91 @@ fn load_text(src: &str) -> Result<(), String> {
     opts.os_env.clear();
     let t = Instant::now();
     let r = compose::load(&opts);
-    assert!(t.elapsed() < Duration::from_secs(5), "load took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "load took {:?}",
+        t.elapsed()
+    );
     // Rendering must hold too when loading succeeded.
-    if let Ok(l) = r {
-        let _ = compose::emit::to_yaml(&compose::model::to_config_yaml_value(&l.project));
-        let _ = compose::emit::to_json(&compose::model::to_config_json(&l.project));
+    if let Some(p) = r.ok().and_then(|l| l.project) {
+        let _ = compose::emit::to_yaml(&compose::model::to_config_yaml_value(&p));
+        let _ = compose::emit::to_json(&compose::model::to_config_json(&p));
     }
     Ok(())
 }
 
 const KEYS: &[&str] = &[
-    "services", "image", "build", "ports", "volumes", "depends_on", "extends", "environment",
-    "networks", "command", "entrypoint", "healthcheck", "test", "labels", "profiles", "env_file",
-    "include", "secrets", "configs", "deploy", "resources", "limits", "ulimits", "x-ext",
-    "name", "target", "published", "source", "type", "condition", "service", "file", "web",
-    "db", "<<", "network_mode", "volumes_from", "links", "tmpfs", "restart", "expose",
+    "services",
+    "image",
+    "build",
+    "ports",
+    "volumes",
+    "depends_on",
+    "extends",
+    "environment",
+    "networks",
+    "command",
+    "entrypoint",
+    "healthcheck",
+    "test",
+    "labels",
+    "profiles",
+    "env_file",
+    "include",
+    "secrets",
+    "configs",
+    "deploy",
+    "resources",
+    "limits",
+    "ulimits",
+    "x-ext",
+    "name",
+    "target",
+    "published",
+    "source",
+    "type",
+    "condition",
+    "service",
+    "file",
+    "web",
+    "db",
+    "<<",
+    "network_mode",
+    "volumes_from",
+    "links",
+    "tmpfs",
+    "restart",
+    "expose",
 ];
 const SCALARS: &[&str] = &[
-    "80", "8080:80", "127.0.0.1:1-2:3-4/udp", "./a:/b:ro", "vol:/v", "~/x:/y", "db", "web",
-    "service:db", "${A:-b}", "${X:?e}", "$$", "true", "null", "1.5", "64m", "10s", "-", "",
-    "a=b", "CMD-SHELL", "[", "{", "*", "&", "!reset", "'q'", "\"dq\"",
+    "80",
+    "8080:80",
+    "127.0.0.1:1-2:3-4/udp",
+    "./a:/b:ro",
+    "vol:/v",
+    "~/x:/y",
+    "db",
+    "web",
+    "service:db",
+    "${A:-b}",
+    "${X:?e}",
+    "$$",
+    "true",
+    "null",
+    "1.5",
+    "64m",
+    "10s",
+    "-",
+    "",
+    "a=b",
+    "CMD-SHELL",
+    "[",
+    "{",
+    "*",
+    "&",
+    "!reset",
+    "'q'",
+    "\"dq\"",
 ];
 
 fn yaml_tree() -> impl Strategy<Value = String> {
@@ -43,7 +108,8 @@ fn yaml_tree() -> impl Strategy<Value = String> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(|v| format!("[{}]", v.join(", "))),
             prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|kv| {
-                let items: Vec<String> = kv.into_iter().map(|(k, v)| format!("{k:?}: {v}")).collect();
+                let items: Vec<String> =
+                    kv.into_iter().map(|(k, v)| format!("{k:?}: {v}")).collect();
                 format!("{{{}}}", items.join(", "))
             }),
         ]

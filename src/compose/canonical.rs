@@ -66,7 +66,7 @@ pub fn canonicalize_with_warnings(doc: Node) -> Result<(Node, Vec<String>)> {
 }
 
 /// Defaults compose-go fills in after all files are merged: `build.context` ".",
-/// `build.dockerfile` "Dockerfile" (unless `dockerfile_inline`), service secret targets
+/// service secret targets
 /// `/run/secrets/<source>`, port `mode: ingress` / `protocol: tcp`, and `count: -1` ("all")
 /// on GPU/device requests that name neither a count nor device ids.
 pub fn set_defaults(doc: Node) -> Result<Node> {
@@ -1215,9 +1215,6 @@ fn service_defaults(node: Node, path: &str) -> Result<Node> {
             if let Value::Map(m) = &mut n.value {
                 m.entry("context".into())
                     .or_insert_with(|| str_node(".", &pos));
-                if !m.contains_key("dockerfile") && !m.contains_key("dockerfile_inline") {
-                    m.insert("dockerfile".into(), str_node("Dockerfile", &pos));
-                }
             }
             Ok(n)
         }),
@@ -1613,10 +1610,7 @@ mod tests {
             "  b: {build: {dockerfile: D}}\n",
             "  c: {build: {dockerfile_inline: FROM x}}\n",
         ));
-        assert_eq!(
-            d["services"]["a"]["build"],
-            j(r#"{"context":"./dir","dockerfile":"Dockerfile"}"#)
-        );
+        assert_eq!(d["services"]["a"]["build"], j(r#"{"context":"./dir"}"#));
         assert_eq!(
             d["services"]["b"]["build"],
             j(r#"{"dockerfile":"D","context":"."}"#)

@@ -70,7 +70,11 @@ pub fn early_working_dir(project_dir: Option<&Path>, files: &[PathBuf], cwd: &Pa
 
 /// OS environment overlaid on the env files: the OS always wins, later files win over
 /// earlier ones. Without `--env-file`, `<working dir>/.env` is read when it exists.
-pub fn environment(os_env: &Env, env_files: &[PathBuf], working_dir: &Path) -> Result<Env, ComposeError> {
+pub fn environment(
+    os_env: &Env,
+    env_files: &[PathBuf],
+    working_dir: &Path,
+) -> Result<Env, ComposeError> {
     let files: Vec<PathBuf> = if env_files.is_empty() {
         let dot = working_dir.join(".env");
         if dot.is_file() {
@@ -219,6 +223,9 @@ mod tests {
     #[test]
     fn clean_paths() {
         assert_eq!(clean(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
-        assert_eq!(absolute(Path::new("/p"), Path::new("../x")), PathBuf::from("/x"));
+        assert_eq!(
+            absolute(Path::new("/p"), Path::new("../x")),
+            PathBuf::from("/x")
+        );
     }
 }

@@ -31,7 +31,9 @@ impl ServiceGraph {
             index.insert(name.clone(), graph.add_node(name.clone()));
         }
         for (name, svc) in services {
-            let Some(from) = index.get(name).copied() else { continue };
+            let Some(from) = index.get(name).copied() else {
+                continue;
+            };
             if let Some(deps) = svc.get("depends_on").and_then(Node::as_map) {
                 for dep in deps.keys() {
                     if let Some(to) = index.get(dep).copied() {
@@ -61,7 +63,10 @@ impl ServiceGraph {
         let mut order = Vec::with_capacity(waiting.len());
         while let Some((name, i)) = ready.pop_first() {
             order.push(name);
-            for dependent in self.graph.neighbors_directed(i, petgraph::Direction::Incoming) {
+            for dependent in self
+                .graph
+                .neighbors_directed(i, petgraph::Direction::Incoming)
+            {
                 let w = &mut waiting[dependent.index()];
                 *w -= 1;
                 if *w == 0 {
@@ -147,13 +152,20 @@ mod tests {
 
     fn services(src: &str) -> indexmap::IndexMap<String, Node> {
         let doc = parse(src, "c.yaml").expect("yaml").remove(0);
-        doc.get("services").and_then(Node::as_map).cloned().expect("services")
+        doc.get("services")
+            .and_then(Node::as_map)
+            .cloned()
+            .expect("services")
     }
 
     #[test]
     fn order_puts_dependencies_first() {
-        let s = services("services:\n  web: {depends_on: {api: {}}}\n  api: {depends_on: {db: {}}}\n  db: {}\n");
-        let order = ServiceGraph::from_services(&s).start_order().expect("no cycle");
+        let s = services(
+            "services:\n  web: {depends_on: {api: {}}}\n  api: {depends_on: {db: {}}}\n  db: {}\n",
+        );
+        let order = ServiceGraph::from_services(&s)
+            .start_order()
+            .expect("no cycle");
         let pos = |n: &str| order.iter().position(|x| x == n).expect("present");
         assert!(pos("db") < pos("api") && pos("api") < pos("web"));
     }
@@ -175,7 +187,9 @@ mod tests {
 
     #[test]
     fn dependencies_closure() {
-        let s = services("services:\n  a: {depends_on: {b: {}}}\n  b: {depends_on: {c: {}}}\n  c: {}\n  d: {}\n");
+        let s = services(
+            "services:\n  a: {depends_on: {b: {}}}\n  b: {depends_on: {c: {}}}\n  c: {}\n  d: {}\n",
+        );
         let g = ServiceGraph::from_services(&s);
         let set = g.with_dependencies(&["a".to_string()]);
         assert_eq!(set.len(), 3);

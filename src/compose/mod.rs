@@ -41,9 +41,14 @@ pub enum ComposeError {
     #[error("no configuration file provided: no compose.yaml, compose.yml, docker-compose.yml or docker-compose.yaml in {} or any parent directory", .dir.display())]
     NoConfigFile { dir: PathBuf },
     #[error("invalid project name {name:?} (from {source_of_name}): it must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit")]
-    ProjectName { name: String, source_of_name: String },
-    #[error("project name cannot be derived from directory {dir:?}; set one with -p or a top-level `name:`")]
-    NoProjectName { dir: String },
+    ProjectName {
+        name: String,
+        source_of_name: String,
+    },
+    #[error(
+        "no valid project name can be derived from {from}; set one with -p or a top-level `name:`"
+    )]
+    NoProjectName { from: String },
     #[error(transparent)]
     Yaml(#[from] yaml::YamlError),
     #[error("{}", render_schema(.0))]
@@ -211,36 +216,26 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
         missing: IndexSet::new(),
         include_chain: Vec::new(),
     };
-    let mut doc = load_model(&mut ctx, &files, &working_dir, opts.resolve_paths)?;
+    let sources = read_sources(&ctx, &files, &working_dir)?;
 
+    // The name is settled before the files are interpolated: Compose makes it available to
+    // them as ${COMPOSE_PROJECT_NAME}.
     let name = match explicit {
         Some((n, _)) => n,
-        None => match doc.get("name") {
-            Some(n) if n.as_str().is_some_and(|s| !s.is_empty()) => {
-                let s = n.as_str().unwrap_or_default().to_string();
-                discover::check_project_name(&s, &format!("`name:` at {}", n.pos))?;
-                s
-            }
-            _ => {
-                let dir = working_dir
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let n = discover::normalize_project_name(&dir);
-                if n.is_empty() {
-                    return Err(ComposeError::NoProjectName { dir });
-                }
-                n
-            }
-        },
+        None => project_name_from_files(&mut ctx, &sources, &working_dir)?,
     };
+    ctx.env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
+
+    let mut doc = load_model(&mut ctx, sources, &working_dir, opts.resolve_paths)?;
     if let Some(m) = doc.as_map_mut() {
-        let pos = m.get("name").map_or_else(|| doc_pos(&files), |n| n.pos.clone());
+        let pos = m
+            .get("name")
+            .map_or_else(|| doc_pos(&files), |n| n.pos.clone());
         m.shift_insert(0, "name".into(), Node::str(name.clone(), pos));
     }
 
     let all_profiles = collect_profiles(&doc);
-    select_services(&mut doc, &profiles, &opts.services)?;
+    let disabled = select_services(&mut doc, &profiles, &opts.services)?;
 
     if opts.normalize {
         normalize::implicit_dependencies(&mut doc);
@@ -248,7 +243,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
         normalize::resource_names(&mut doc, &name);
     }
     if opts.consistency {
-        validate::check(&doc)?;
+        validate::check(&doc, &disabled)?;
     }
     let services = doc
         .get("services")
@@ -324,31 +319,98 @@ fn to_model(doc: &Node) -> Result<Project, ComposeError> {
     Ok(project)
 }
 
-/// Load and merge a list of files into one canonical document with paths resolved against
+/// One config file, parsed.
+struct Source {
+    label: String,
+    dir: PathBuf,
+    docs: Vec<Node>,
+}
+
+fn read_sources(
+    ctx: &Ctx<'_>,
+    files: &[PathBuf],
+    working_dir: &Path,
+) -> Result<Vec<Source>, ComposeError> {
+    files
+        .iter()
+        .map(|f| {
+            let (src, label, dir) = if f.as_os_str() == "-" {
+                let src = ctx
+                    .stdin
+                    .ok_or_else(|| invalid(&Pos::default(), "`-f -` given but no standard input"))?
+                    .to_string();
+                (src, "(stdin)".to_string(), working_dir.to_path_buf())
+            } else {
+                let dir = f
+                    .parent()
+                    .map_or_else(|| working_dir.to_path_buf(), Path::to_path_buf);
+                (discover::read(f)?, f.display().to_string(), dir)
+            };
+            let docs = yaml::parse(&src, &label)?;
+            Ok(Source { label, dir, docs })
+        })
+        .collect()
+}
+
+/// The top-level `name:` of the last file that sets one (interpolated, then normalized as
+/// Compose does), else the project directory's name.
+fn project_name_from_files(
+    ctx: &mut Ctx<'_>,
+    sources: &[Source],
+    working_dir: &Path,
+) -> Result<String, ComposeError> {
+    let mut from_file = None;
+    for doc in sources.iter().flat_map(|s| &s.docs) {
+        if let Some(n) = doc.get("name") {
+            if let Some(text) = n.as_str() {
+                let value = if ctx.interpolate {
+                    let env = &ctx.env;
+                    let lookup = |k: &str| env.get(k).cloned();
+                    let mut missing = Vec::new();
+                    let v = interpolate::interpolate_str(text, &lookup, &mut missing)
+                        .map_err(|e| invalid(&n.pos, format!("name: {e}")))?;
+                    ctx.missing.extend(missing);
+                    v
+                } else {
+                    text.to_string()
+                };
+                from_file = Some((value, n.pos.clone()));
+            }
+        }
+    }
+    let (raw, what) = match from_file {
+        Some((v, pos)) if !v.is_empty() => (v, format!("`name:` at {pos}")),
+        _ => (
+            working_dir
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            format!("directory {}", working_dir.display()),
+        ),
+    };
+    let n = discover::normalize_project_name(&raw);
+    if n.is_empty() {
+        return Err(ComposeError::NoProjectName { from: what });
+    }
+    Ok(n)
+}
+
+/// Merge parsed files into one canonical document with paths resolved against
 /// `working_dir` and environments resolved (compose-go's "yaml model").
 fn load_model(
     ctx: &mut Ctx<'_>,
-    files: &[PathBuf],
+    sources: Vec<Source>,
     working_dir: &Path,
     resolve: bool,
 ) -> Result<Node, ComposeError> {
+    // Every document is merged into what came before, the first into nothing, as Compose
+    // does: that collapses duplicates, and applies `!reset`/`!override` against earlier files.
     let mut acc: Option<Node> = None;
-    for f in files {
-        let (src, label, dir) = if f.as_os_str() == "-" {
-            let src = ctx
-                .stdin
-                .ok_or_else(|| invalid(&Pos::default(), "`-f -` given but no standard input"))?
-                .to_string();
-            (src, "(stdin)".to_string(), working_dir.to_path_buf())
-        } else {
-            let dir = f.parent().map_or_else(|| working_dir.to_path_buf(), Path::to_path_buf);
-            (discover::read(f)?, f.display().to_string(), dir)
-        };
-        let doc = load_file(ctx, &src, &label, &dir, working_dir)?;
-        acc = Some(match acc {
-            None => doc,
-            Some(base) => merge::merge_project(base, doc)?,
-        });
+    for source in sources {
+        for doc in load_file(ctx, source, working_dir)? {
+            let base = acc.unwrap_or_else(|| Node::new(Value::Null, doc.pos.clone()));
+            acc = Some(merge::merge_project(base, doc)?);
+        }
     }
     let mut doc = acc.unwrap_or_else(|| Node::map(Map::new(), Pos::default()));
     doc = canonical::set_defaults(doc)?;
@@ -364,29 +426,24 @@ fn load_model(
 }
 
 /// One file: every YAML document in it, interpolated, validated, canonical, with `extends`
-/// and `include` applied, merged in order.
+/// and `include` applied.
 fn load_file(
     ctx: &mut Ctx<'_>,
-    src: &str,
-    label: &str,
-    file_dir: &Path,
+    source: Source,
     working_dir: &Path,
-) -> Result<Node, ComposeError> {
-    let docs = yaml::parse(src, label)?;
-    let mut acc: Option<Node> = None;
+) -> Result<Vec<Node>, ComposeError> {
+    let Source { label, dir, docs } = source;
+    let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
         if doc.is_null() {
             continue;
         }
-        let mut doc = prepare_document(ctx, doc, label)?;
-        apply_extends(ctx, &mut doc, label, file_dir)?;
+        let mut doc = prepare_document(ctx, doc, &label)?;
+        apply_extends(ctx, &mut doc, &label, &dir)?;
         apply_include(ctx, &mut doc, working_dir)?;
-        // Even a single document is merged (into nothing), as Compose does: that is what
-        // collapses duplicates and drops `!reset` keys.
-        let base = acc.unwrap_or_else(|| Node::new(Value::Null, doc.pos.clone()));
-        acc = Some(merge::merge_project(base, doc)?);
+        out.push(doc);
     }
-    Ok(acc.unwrap_or_else(|| Node::map(Map::new(), Pos::new(&label.into(), 0, 0))))
+    Ok(out)
 }
 
 /// The steps every YAML document goes through on its own: top-level check, interpolation,
@@ -490,7 +547,9 @@ fn resolve_extends(
             let path = discover::absolute(file_dir, Path::new(file));
             let src = discover::read(&path)?;
             let other_label = path.display().to_string();
-            let other_dir = path.parent().map_or_else(|| file_dir.to_path_buf(), Path::to_path_buf);
+            let other_dir = path
+                .parent()
+                .map_or_else(|| file_dir.to_path_buf(), Path::to_path_buf);
             // Parse/interpolate/validate/canonicalize the other file, but resolve only the
             // chain we need (its other services may extend things we never use).
             let mut other = Node::map(Map::new(), Pos::default());
@@ -512,7 +571,14 @@ fn resolve_extends(
                     format!("service {name:?} extends service {base_name:?}, which {file} does not define"),
                 ));
             }
-            let mut b = resolve_extends(ctx, &other_services, &base_name, &other_label, &other_dir, chain)?;
+            let mut b = resolve_extends(
+                ctx,
+                &other_services,
+                &base_name,
+                &other_label,
+                &other_dir,
+                chain,
+            )?;
             // Relative paths in the base service are relative to its own file.
             paths::Resolver {
                 base: &other_dir,
@@ -535,11 +601,12 @@ fn resolve_extends(
 
 /// Bring in the resources of every `include` entry; the included projects keep their own
 /// directory and environment.
-fn apply_include(ctx: &mut Ctx<'_>, doc: &mut Node, working_dir: &Path) -> Result<(), ComposeError> {
-    let Some(includes) = doc
-        .as_map_mut()
-        .and_then(|m| m.shift_remove("include"))
-    else {
+fn apply_include(
+    ctx: &mut Ctx<'_>,
+    doc: &mut Node,
+    working_dir: &Path,
+) -> Result<(), ComposeError> {
+    let Some(includes) = doc.as_map_mut().and_then(|m| m.shift_remove("include")) else {
         return Ok(());
     };
     for inc in includes.as_seq().cloned().unwrap_or_default() {
@@ -570,7 +637,11 @@ fn apply_include(ctx: &mut Ctx<'_>, doc: &mut Node, working_dir: &Path) -> Resul
             .get("project_directory")
             .and_then(Node::as_str)
             .map(|d| discover::absolute(working_dir, Path::new(d)))
-            .unwrap_or_else(|| first.parent().map_or_else(|| working_dir.to_path_buf(), Path::to_path_buf));
+            .unwrap_or_else(|| {
+                first
+                    .parent()
+                    .map_or_else(|| working_dir.to_path_buf(), Path::to_path_buf)
+            });
         let mut env_files: Vec<PathBuf> = as_list(inc.get("env_file"))
             .iter()
             .map(|p| discover::absolute(working_dir, Path::new(p)))
@@ -585,8 +656,10 @@ fn apply_include(ctx: &mut Ctx<'_>, doc: &mut Node, working_dir: &Path) -> Resul
 
         let saved_env = std::mem::replace(&mut ctx.env, env);
         ctx.include_chain.extend(paths.iter().cloned());
-        let result = load_model(ctx, &paths, &project_dir, true);
-        ctx.include_chain.truncate(ctx.include_chain.len() - paths.len());
+        let result = read_sources(ctx, &paths, &project_dir)
+            .and_then(|sources| load_model(ctx, sources, &project_dir, true));
+        ctx.include_chain
+            .truncate(ctx.include_chain.len() - paths.len());
         ctx.env = saved_env;
         let imported = result?;
         import_resources(doc, imported, &inc.pos)?;
@@ -599,10 +672,15 @@ fn import_resources(doc: &mut Node, imported: Node, pos: &Pos) -> Result<(), Com
         return Ok(());
     };
     for (section, items) in sections {
-        if !matches!(section.as_str(), "services" | "networks" | "volumes" | "secrets" | "configs") {
+        if !matches!(
+            section.as_str(),
+            "services" | "networks" | "volumes" | "secrets" | "configs"
+        ) {
             continue;
         }
-        let Value::Map(items) = items.value else { continue };
+        let Value::Map(items) = items.value else {
+            continue;
+        };
         let doc_pos = doc.pos.clone();
         let target = doc
             .as_map_mut()
@@ -641,7 +719,12 @@ fn collect_profiles(doc: &Node) -> Vec<String> {
         .into_iter()
         .flat_map(|m| m.values())
     {
-        for p in svc.get("profiles").and_then(Node::as_seq).into_iter().flatten() {
+        for p in svc
+            .get("profiles")
+            .and_then(Node::as_seq)
+            .into_iter()
+            .flatten()
+        {
             if let Some(s) = p.as_str() {
                 set.insert(s.to_string());
             }
@@ -652,34 +735,46 @@ fn collect_profiles(doc: &Node) -> Vec<String> {
 
 /// Keep the services whose profiles are active (or that have none); with services named on
 /// the command line, keep those and their dependencies instead, whatever their profiles.
-fn select_services(doc: &mut Node, profiles: &[String], targets: &[String]) -> Result<(), ComposeError> {
+/// Returns the names of the services left out.
+fn select_services(
+    doc: &mut Node,
+    profiles: &[String],
+    targets: &[String],
+) -> Result<BTreeSet<String>, ComposeError> {
     let Some(services) = doc.get_mut_map("services") else {
         if let Some(t) = targets.first() {
             return Err(ComposeError::NoSuchService(t.clone()));
         }
-        return Ok(());
+        return Ok(BTreeSet::new());
     };
-    let active = |svc: &Node| -> bool {
-        match svc.get("profiles").and_then(Node::as_seq) {
-            None => true,
-            Some(ps) if ps.is_empty() => true,
-            Some(ps) => ps.iter().filter_map(Node::as_str).any(|p| {
-                profiles.iter().any(|a| a == "*" || a == p)
-            }),
-        }
-    };
-    if targets.is_empty() {
-        services.retain(|_, svc| active(svc));
-        return Ok(());
-    }
-    for t in targets {
-        if !services.contains_key(t) {
+    let keep: IndexSet<String> = if targets.is_empty() {
+        services
+            .iter()
+            .filter(
+                |(_, svc)| match svc.get("profiles").and_then(Node::as_seq) {
+                    None => true,
+                    Some(ps) if ps.is_empty() => true,
+                    Some(ps) => ps
+                        .iter()
+                        .filter_map(Node::as_str)
+                        .any(|p| profiles.iter().any(|a| a == "*" || a == p)),
+                },
+            )
+            .map(|(name, _)| name.clone())
+            .collect()
+    } else {
+        if let Some(t) = targets.iter().find(|t| !services.contains_key(*t)) {
             return Err(ComposeError::NoSuchService(t.clone()));
         }
-    }
-    let keep = graph::ServiceGraph::from_services(services).with_dependencies(targets);
+        graph::ServiceGraph::from_services(services).with_dependencies(targets)
+    };
+    let disabled = services
+        .keys()
+        .filter(|k| !keep.contains(*k))
+        .cloned()
+        .collect();
     services.retain(|name, _| keep.contains(name));
-    Ok(())
+    Ok(disabled)
 }
 
 impl Node {

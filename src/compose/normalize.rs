@@ -57,10 +57,10 @@ pub fn resolve_environment(doc: &mut Node, env: &Env) -> Result<(), ComposeError
                     }
                 };
                 let raw = f.get("format").and_then(Node::as_str) == Some("raw");
+                let lookup = |k: &str| env.get(k).cloned();
                 let parsed = if raw {
-                    dotenv::parse_raw(&src, path)?
+                    dotenv::parse_raw_with_lookup(&src, path, &lookup)?
                 } else {
-                    let lookup = |k: &str| env.get(k).cloned();
                     dotenv::parse(&src, path, &lookup)?
                 };
                 for (k, v) in parsed {
@@ -90,7 +90,10 @@ pub fn resolve_environment(doc: &mut Node, env: &Env) -> Result<(), ComposeError
 
 fn dependency(pos: &Pos, restart: bool) -> Node {
     let mut m = Map::new();
-    m.insert("condition".into(), Node::str("service_started", pos.clone()));
+    m.insert(
+        "condition".into(),
+        Node::str("service_started", pos.clone()),
+    );
     if restart {
         m.insert("restart".into(), Node::new(Value::Bool(true), pos.clone()));
     }
@@ -100,7 +103,9 @@ fn dependency(pos: &Pos, restart: bool) -> Node {
 
 /// `links`, `service:` namespaces and `volumes_from` imply `depends_on`.
 pub fn implicit_dependencies(doc: &mut Node) {
-    let Some(services) = services_mut(doc) else { return };
+    let Some(services) = services_mut(doc) else {
+        return;
+    };
     for svc in services.values_mut() {
         let Some(m) = svc.as_map_mut() else { continue };
         let mut implied: Vec<(String, bool, Pos)> = Vec::new();
@@ -117,7 +122,12 @@ pub fn implicit_dependencies(doc: &mut Node) {
                 }
             }
         }
-        for v in m.get("volumes_from").and_then(Node::as_seq).into_iter().flatten() {
+        for v in m
+            .get("volumes_from")
+            .and_then(Node::as_seq)
+            .into_iter()
+            .flatten()
+        {
             if let Some(s) = v.as_str() {
                 if !s.starts_with("container:") {
                     let name = s.split(':').next().unwrap_or(s);
@@ -140,21 +150,32 @@ pub fn implicit_dependencies(doc: &mut Node) {
     }
 }
 
-/// Services without networks (and no `network_mode`) join `default`.
+/// Services without networks (and no `network_mode`) join `default`; builds get
+/// `dockerfile: Dockerfile` unless they have an inline one.
 pub fn service_defaults(doc: &mut Node) {
     let mut uses_default = false;
     if let Some(services) = services_mut(doc) {
         for svc in services.values_mut() {
             let pos = svc.pos.clone();
             let Some(m) = svc.as_map_mut() else { continue };
-            let has_networks = m.get("networks").and_then(Node::as_map).is_some_and(|n| !n.is_empty());
+            if let Some(build) = m.get_mut("build") {
+                let bpos = build.pos.clone();
+                if let Some(b) = build.as_map_mut() {
+                    if !b.contains_key("dockerfile") && !b.contains_key("dockerfile_inline") {
+                        b.insert("dockerfile".into(), Node::str("Dockerfile", bpos));
+                    }
+                }
+            }
+            let has_networks = m
+                .get("networks")
+                .and_then(Node::as_map)
+                .is_some_and(|n| !n.is_empty());
             if !has_networks && !m.contains_key("network_mode") {
                 let mut nets = Map::new();
                 nets.insert("default".into(), Node::new(Value::Null, pos.clone()));
                 m.insert("networks".into(), Node::map(nets, pos));
             }
-            if m
-                .get("networks")
+            if m.get("networks")
                 .and_then(Node::as_map)
                 .is_some_and(|n| n.contains_key("default"))
             {
@@ -217,7 +238,12 @@ fn used(doc: &Node, kind: &str) -> IndexSet<String> {
                 }
             }
             "volumes" => {
-                for v in svc.get("volumes").and_then(Node::as_seq).into_iter().flatten() {
+                for v in svc
+                    .get("volumes")
+                    .and_then(Node::as_seq)
+                    .into_iter()
+                    .flatten()
+                {
                     if v.get("type").and_then(Node::as_str) == Some("volume") {
                         if let Some(s) = v.get("source").and_then(Node::as_str) {
                             out.insert(s.to_string());
@@ -268,9 +294,15 @@ mod tests {
         resource_names(&mut d, "proj");
         prune_unused(&mut d);
         let j = d.to_json();
-        assert_eq!(j["services"]["a"]["networks"], serde_json::json!({"default": null}));
+        assert_eq!(
+            j["services"]["a"]["networks"],
+            serde_json::json!({"default": null})
+        );
         assert!(j["services"]["b"].get("networks").is_none());
-        assert_eq!(j["networks"], serde_json::json!({"default": {"name": "proj_default"}}));
+        assert_eq!(
+            j["networks"],
+            serde_json::json!({"default": {"name": "proj_default"}})
+        );
         assert!(j.get("volumes").is_none());
     }
 

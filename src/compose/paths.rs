@@ -66,7 +66,9 @@ impl Resolver<'_> {
                 if let Some(m) = inc.as_map_mut() {
                     for key in ["path", "env_file"] {
                         match m.get_mut(key).map(|n| &mut n.value) {
-                            Some(Value::Seq(items)) => items.iter_mut().for_each(|i| self.set(Some(i))),
+                            Some(Value::Seq(items)) => {
+                                items.iter_mut().for_each(|i| self.set(Some(i)))
+                            }
                             Some(Value::Str(_)) => self.set(m.get_mut(key)),
                             _ => {}
                         }
@@ -100,9 +102,14 @@ impl Resolver<'_> {
         let Some(m) = svc.as_map_mut() else { return };
         if let Some(build) = m.get_mut("build").and_then(Node::as_map_mut) {
             self.context(build.get_mut("context"));
-            if let Some(extra) = build.get_mut("additional_contexts").and_then(Node::as_map_mut) {
+            if let Some(extra) = build
+                .get_mut("additional_contexts")
+                .and_then(Node::as_map_mut)
+            {
                 for v in extra.values_mut() {
-                    if v.as_str().is_some_and(|s| !s.contains(':') || s.starts_with('.')) {
+                    if v.as_str()
+                        .is_some_and(|s| !s.contains(':') || s.starts_with('.'))
+                    {
                         self.context(Some(v));
                     }
                 }
@@ -174,7 +181,10 @@ mod tests {
         assert_eq!(j["services"]["a"]["volumes"][1]["source"], "/root/h");
         assert_eq!(j["services"]["a"]["volumes"][2]["source"], "v");
         assert_eq!(j["services"]["a"]["env_file"][0]["path"], "/p/q/a.env");
-        assert_eq!(j["services"]["b"]["build"]["context"], "https://example.com/x.git");
+        assert_eq!(
+            j["services"]["b"]["build"]["context"],
+            "https://example.com/x.git"
+        );
         assert_eq!(j["secrets"]["s"]["file"], "/p/s.txt");
     }
 }

@@ -64,12 +64,16 @@ pub fn validate(doc: &Node) -> Vec<SchemaError> {
             let (pos, message) = describe(node, &e.kind, &e.instance);
             SchemaError {
                 pos,
-                path: if path.is_empty() { "(top level)".into() } else { path },
+                path: if path.is_empty() {
+                    "(top level)".into()
+                } else {
+                    path
+                },
                 message,
             }
         })
         .collect();
-    out.sort_by(|a, b| (a.pos.line, a.pos.col).cmp(&(b.pos.line, b.pos.col)));
+    out.sort_by_key(|e| (e.pos.line, e.pos.col));
     out.dedup();
     out
 }
@@ -113,7 +117,11 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-fn describe(node: &Node, kind: &ValidationErrorKind, instance: &serde_json::Value) -> (Pos, String) {
+fn describe(
+    node: &Node,
+    kind: &ValidationErrorKind,
+    instance: &serde_json::Value,
+) -> (Pos, String) {
     use jsonschema::error::TypeKind;
     match kind {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
@@ -168,7 +176,10 @@ fn describe(node: &Node, kind: &ValidationErrorKind, instance: &serde_json::Valu
             node.pos.clone(),
             format!("{} does not match the pattern {pattern}", short(instance)),
         ),
-        other => (node.pos.clone(), format!("{} ({})", short(instance), kind_text(other))),
+        other => (
+            node.pos.clone(),
+            format!("{} ({})", short(instance), kind_text(other)),
+        ),
     }
 }
 
@@ -216,7 +227,8 @@ mod tests {
 
     #[test]
     fn valid_document_passes() {
-        let e = check("services:\n  web:\n    image: x\n    ports: ['80:80']\n"); assert!(e.is_empty(), "{e:?}");
+        let e = check("services:\n  web:\n    image: x\n    ports: ['80:80']\n");
+        assert!(e.is_empty(), "{e:?}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Compose's consistency checks: what the schema cannot see (references between sections).
 
+use std::collections::BTreeSet;
+
 use super::yaml::{Node, Pos, Value};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -23,8 +25,10 @@ fn keys<'a>(doc: &'a Node, section: &str) -> Vec<&'a str> {
         .unwrap_or_default()
 }
 
-/// Check a normalized, profile-filtered document.
-pub fn check(doc: &Node) -> Result<(), ConsistencyError> {
+/// Check a normalized, profile-filtered document. `disabled` are the services left out by
+/// profiles: an optional (`required: false`) dependency on one of them is fine, as in Compose;
+/// an undefined one is an error whatever `required` says.
+pub fn check(doc: &Node, disabled: &BTreeSet<String>) -> Result<(), ConsistencyError> {
     let Some(services) = doc.get("services").and_then(Node::as_map) else {
         return Ok(());
     };
@@ -45,7 +49,8 @@ pub fn check(doc: &Node) -> Result<(), ConsistencyError> {
                     spec.get("required").map(|n| &n.value),
                     Some(Value::Bool(false))
                 );
-                if required && !services.contains_key(dep) {
+                let optional_disabled = !required && disabled.contains(dep);
+                if !services.contains_key(dep) && !optional_disabled {
                     fail(
                         &spec.pos,
                         format!("service {name:?} depends on undefined service {dep:?}"),
@@ -56,7 +61,10 @@ pub fn check(doc: &Node) -> Result<(), ConsistencyError> {
         if let Some(nets) = svc.get("networks").and_then(Node::as_map) {
             for (net, n) in nets {
                 if !networks.contains(&net.as_str()) {
-                    fail(&n.pos, format!("service {name:?} refers to undefined network {net}"))?;
+                    fail(
+                        &n.pos,
+                        format!("service {name:?} refers to undefined network {net}"),
+                    )?;
                 }
             }
             if svc.get("network_mode").is_some() && !nets.is_empty() {
@@ -66,13 +74,21 @@ pub fn check(doc: &Node) -> Result<(), ConsistencyError> {
                 )?;
             }
         }
-        for v in svc.get("volumes").and_then(Node::as_seq).into_iter().flatten() {
+        for v in svc
+            .get("volumes")
+            .and_then(Node::as_seq)
+            .into_iter()
+            .flatten()
+        {
             if v.get("type").and_then(Node::as_str) != Some("volume") {
                 continue;
             }
             if let Some(src) = v.get("source").and_then(Node::as_str) {
                 if !src.is_empty() && !volumes.contains(&src) {
-                    fail(&v.pos, format!("service {name:?} refers to undefined volume {src}"))?;
+                    fail(
+                        &v.pos,
+                        format!("service {name:?} refers to undefined volume {src}"),
+                    )?;
                 }
             }
         }
@@ -81,7 +97,10 @@ pub fn check(doc: &Node) -> Result<(), ConsistencyError> {
                 if let Some(src) = s.get("source").and_then(Node::as_str) {
                     if !defined.contains(&src) {
                         let singular = kind.trim_end_matches('s');
-                        fail(&s.pos, format!("service {name:?} refers to undefined {singular} {src}"))?;
+                        fail(
+                            &s.pos,
+                            format!("service {name:?} refers to undefined {singular} {src}"),
+                        )?;
                     }
                 }
             }
@@ -121,7 +140,11 @@ mod tests {
     use crate::compose::yaml::parse;
 
     fn err(src: &str) -> ConsistencyError {
-        check(&parse(src, "c.yaml").expect("yaml").remove(0)).expect_err("inconsistent")
+        check(
+            &parse(src, "c.yaml").expect("yaml").remove(0),
+            &BTreeSet::new(),
+        )
+        .expect_err("inconsistent")
     }
 
     #[test]
@@ -133,28 +156,35 @@ mod tests {
 
     #[test]
     fn undefined_references() {
-        assert!(err("services:\n  a: {image: x, depends_on: {b: {required: true}}}\n")
-            .message
-            .contains("undefined service \"b\""));
+        assert!(
+            err("services:\n  a: {image: x, depends_on: {b: {required: true}}}\n")
+                .message
+                .contains("undefined service \"b\"")
+        );
         assert!(err("services:\n  a: {image: x, networks: {n: null}}\n")
             .message
             .contains("undefined network n"));
-        assert!(err("services:\n  a:\n    image: x\n    volumes: [{type: volume, source: v, target: /v}]\n")
-            .message
-            .contains("undefined volume v"));
-        assert!(err("services:\n  a:\n    image: x\n    secrets: [{source: s}]\n")
-            .message
-            .contains("undefined secret s"));
+        assert!(err(
+            "services:\n  a:\n    image: x\n    volumes: [{type: volume, source: v, target: /v}]\n"
+        )
+        .message
+        .contains("undefined volume v"));
+        assert!(
+            err("services:\n  a:\n    image: x\n    secrets: [{source: s}]\n")
+                .message
+                .contains("undefined secret s")
+        );
     }
 
     #[test]
-    fn optional_dependency_may_be_missing() {
+    fn optional_dependency_may_be_disabled_but_not_undefined() {
         let doc = parse(
             "services:\n  a: {image: x, depends_on: {b: {required: false}}}\n",
             "c.yaml",
         )
         .expect("yaml")
         .remove(0);
-        assert!(check(&doc).is_ok());
+        assert!(check(&doc, &BTreeSet::from(["b".to_string()])).is_ok());
+        assert!(check(&doc, &BTreeSet::new()).is_err());
     }
 }

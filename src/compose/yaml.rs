@@ -277,7 +277,12 @@ impl Builder<'_> {
                         docs.push(self.node(ev, m)?);
                     }
                 }
-                other => return Err(err(self.pos(&m), format!("unexpected YAML event {other:?}"))),
+                other => {
+                    return Err(err(
+                        self.pos(&m),
+                        format!("unexpected YAML event {other:?}"),
+                    ))
+                }
             }
         }
     }
@@ -437,9 +442,10 @@ fn scalar(
     pos: Pos,
 ) -> Result<Node, YamlError> {
     let name = tag.map(tag_name);
-    let core = name
-        .as_deref()
-        .map(|n| n.strip_prefix("tag:yaml.org,2002:").map_or(n.to_string(), |s| format!("!!{s}")));
+    let core = name.as_deref().map(|n| {
+        n.strip_prefix("tag:yaml.org,2002:")
+            .map_or(n.to_string(), |s| format!("!!{s}"))
+    });
     let (value, tag) = match core.as_deref() {
         None if style == TScalarStyle::Plain => (resolve_plain(text), None),
         None => (Value::Str(text), None),
@@ -524,7 +530,10 @@ fn parse_go_int(s: &str) -> Option<i64> {
     } else {
         (10, lower.as_str())
     };
-    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__")
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
     {
         return None;
     }

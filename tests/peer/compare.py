@@ -21,12 +21,16 @@ def run(binary, case, home):
             k, v = line.split("=", 1)
             env[k] = sub(v)
     cwd = os.path.join(d, rd("cwd").strip()) if rd("cwd") else d
-    p = subprocess.run([binary] + args, cwd=cwd, env=env, input=rd("stdin") or "",
-                       capture_output=True, text=True, timeout=60)
+    try:
+        p = subprocess.run([binary] + args, cwd=cwd, env=env, input=rd("stdin") or "",
+                           capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return -9, "", "timed out after 20 s"
     return p.returncode, p.stdout, p.stderr
 
 def main():
     berth, peer, *cases = sys.argv[1:]
+    berth, peer = os.path.abspath(berth), os.path.abspath(peer)
     cases = cases or sorted(c for c in os.listdir(root) if os.path.isdir(os.path.join(root, c)))
     bad = 0
     for case in cases:
