@@ -128,16 +128,19 @@ impl Walker<'_, '_> {
     fn walk(&mut self, node: &mut Node, path: &mut Vec<String>) -> Result<(), InterpolateError> {
         match &mut node.value {
             Value::Str(s) => {
-                let joined = path.join(".");
-                let out =
+                let out = if s.contains('$') {
                     substitute(s, self.lookup, self.missing).map_err(|e| InterpolateError::At {
                         pos: node.pos.clone(),
-                        path: joined.clone(),
+                        path: path.join("."),
                         source: Box::new(e),
-                    })?;
-                match cast_for(&joined) {
+                    })?
+                } else {
+                    std::mem::take(s)
+                };
+                match cast_for(path) {
                     None => *s = out,
                     Some(cast) => {
+                        let joined = path.join(".");
                         node.value = apply_cast(cast, &out, self.warnings).map_err(|detail| {
                             InterpolateError::Cast {
                                 pos: node.pos.clone(),
@@ -487,12 +490,25 @@ const CASTS: &[(&str, Cast)] = &[
 
 /// compose-go compares paths part by part after splitting on `.`, so a key that itself
 /// contains a dot (a service named `a.b`) shifts the parts and defeats the cast; kept as is.
-fn cast_for(path: &str) -> Option<Cast> {
-    let parts: Vec<&str> = path.split('.').collect();
-    CASTS.iter().find_map(|(pattern, cast)| {
-        let pat: Vec<&str> = pattern.split('.').collect();
-        let hit =
-            pat.len() == parts.len() && pat.iter().zip(&parts).all(|(p, s)| *p == "*" || p == s);
+fn cast_for(path: &[String]) -> Option<Cast> {
+    // Split once: this runs for every string in every file.
+    static PATTERNS: std::sync::OnceLock<Vec<(Vec<&'static str>, Cast)>> =
+        std::sync::OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        CASTS
+            .iter()
+            .map(|(p, c)| (p.split('.').collect(), *c))
+            .collect()
+    });
+    // Path elements may themselves hold dots; compare part by part as compose-go does.
+    let parts = path.iter().flat_map(|p| p.split('.'));
+    let len = parts.clone().count();
+    patterns.iter().find_map(|(pat, cast)| {
+        let hit = pat.len() == len
+            && pat
+                .iter()
+                .zip(parts.clone())
+                .all(|(p, s)| *p == "*" || *p == s);
         hit.then_some(*cast)
     })
 }
@@ -1155,10 +1171,21 @@ mod tests {
 
     #[test]
     fn paths_split_on_dots_like_compose() {
-        assert_eq!(cast_for("services.web.privileged"), Some(Cast::Bool));
+        let p = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            cast_for(&p(&["services", "web", "privileged"])),
+            Some(Cast::Bool)
+        );
         // A dotted service name no longer lines up with the pattern, as in Compose.
-        assert_eq!(cast_for("services.a.b.privileged"), None);
-        assert_eq!(cast_for("services.web.ports.[].published"), None);
+        assert_eq!(cast_for(&p(&["services", "a.b", "privileged"])), None);
+        assert_eq!(
+            cast_for(&p(&["services", "web", "ports", "[]", "published"])),
+            None
+        );
+        assert_eq!(
+            cast_for(&p(&["services", "web", "ports", "[]", "target"])),
+            Some(Cast::Int)
+        );
     }
 
     use proptest::prelude::*;

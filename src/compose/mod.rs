@@ -245,15 +245,15 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
     if opts.consistency {
         validate::check(&doc, &disabled)?;
     }
-    let services = doc
-        .get("services")
-        .and_then(Node::as_map)
-        .cloned()
-        .unwrap_or_default();
-    graph::check_cycles(&services)?;
-    let order = graph::ServiceGraph::from_services(&services)
-        .start_order()
-        .unwrap_or_default();
+    let order = match doc.get("services").and_then(Node::as_map) {
+        Some(services) => {
+            graph::check_cycles(services)?;
+            graph::ServiceGraph::from_services(services)
+                .start_order()
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
     if opts.normalize {
         normalize::prune_unused(&mut doc);
     }
@@ -489,17 +489,29 @@ fn apply_extends(
     label: &str,
     file_dir: &Path,
 ) -> Result<(), ComposeError> {
-    let Some(services) = doc.get("services").and_then(Node::as_map).cloned() else {
+    let Some(services) = doc.get("services").and_then(Node::as_map) else {
         return Ok(());
     };
-    let mut resolved = Map::new();
-    for name in services.keys() {
+    let extending: Vec<String> = services
+        .iter()
+        .filter(|(_, svc)| svc.get("extends").is_some())
+        .map(|(name, _)| name.clone())
+        .collect();
+    if extending.is_empty() {
+        return Ok(());
+    }
+    // Resolve against the services as written, then write the results back.
+    let original = services.clone();
+    let mut resolved = Vec::with_capacity(extending.len());
+    for name in extending {
         let mut chain = Vec::new();
-        let svc = resolve_extends(ctx, &services, name, label, file_dir, &mut chain)?;
-        resolved.insert(name.clone(), svc);
+        let svc = resolve_extends(ctx, &original, &name, label, file_dir, &mut chain)?;
+        resolved.push((name, svc));
     }
     if let Some(m) = doc.get_mut_map("services") {
-        *m = resolved;
+        for (name, svc) in resolved {
+            m.insert(name, svc);
+        }
     }
     Ok(())
 }

@@ -54,14 +54,14 @@ pub fn validate(doc: &Node) -> Vec<SchemaError> {
         .iter_errors(&json)
         .map(|e| {
             let segments: Vec<String> = e
-                .instance_path
+                .instance_path()
                 .as_str()
                 .split('/')
                 .skip(1)
                 .map(|s| s.replace("~1", "/").replace("~0", "~"))
                 .collect();
             let (node, path) = locate(doc, &segments);
-            let (pos, message) = describe(node, &e.kind, &e.instance);
+            let (pos, message) = describe(node, e.kind(), e.instance());
             SchemaError {
                 pos,
                 path: if path.is_empty() {
