@@ -257,38 +257,42 @@ fn mismatch(base: &Node, over: &Node, path: &[String]) -> MergeError {
 /// and sequence items wherever they appear, but keeps an `!override` value verbatim without
 /// looking inside it.
 fn clean(mut node: Node) -> Node {
+    clean_in_place(&mut node);
+    node
+}
+
+/// In place: this runs over every node of every file, so no map is rebuilt.
+fn clean_in_place(node: &mut Node) {
     if node.tag.is_some() {
-        return untag_all(node);
+        untag_all(node);
+        return;
     }
-    node.value = match node.value {
-        Value::Map(m) => Value::Map(
-            m.into_iter()
-                .filter(|(_, v)| v.tag != Some(Tag::Reset))
-                .map(|(k, v)| (k, clean(v)))
-                .collect(),
-        ),
-        Value::Seq(items) => Value::Seq(clean_items(items)),
-        other => other,
-    };
-    node
+    match &mut node.value {
+        Value::Map(m) => {
+            m.retain(|_, v| v.tag != Some(Tag::Reset));
+            m.values_mut().for_each(clean_in_place);
+        }
+        Value::Seq(items) => {
+            items.retain(|v| v.tag != Some(Tag::Reset));
+            items.iter_mut().for_each(clean_in_place);
+        }
+        _ => {}
+    }
 }
 
-fn clean_items(items: Vec<Node>) -> Vec<Node> {
+fn clean_items(mut items: Vec<Node>) -> Vec<Node> {
+    items.retain(|v| v.tag != Some(Tag::Reset));
+    items.iter_mut().for_each(clean_in_place);
     items
-        .into_iter()
-        .filter(|v| v.tag != Some(Tag::Reset))
-        .map(clean)
-        .collect()
 }
 
-fn untag_all(mut node: Node) -> Node {
+fn untag_all(node: &mut Node) {
     node.tag = None;
-    node.value = match node.value {
-        Value::Map(m) => Value::Map(m.into_iter().map(|(k, v)| (k, untag_all(v))).collect()),
-        Value::Seq(items) => Value::Seq(items.into_iter().map(untag_all).collect()),
-        other => other,
-    };
-    node
+    match &mut node.value {
+        Value::Map(m) => m.values_mut().for_each(untag_all),
+        Value::Seq(items) => items.iter_mut().for_each(untag_all),
+        _ => {}
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 //! Pure: no I/O beyond reading the files and the environment it is given.
 
 pub mod canonical;
+pub mod de;
 pub mod discover;
 pub mod dotenv;
 pub mod emit;
@@ -24,6 +25,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexSet;
+use serde::Deserialize;
 
 pub use discover::Env;
 pub use model::Project;
@@ -292,6 +294,10 @@ fn doc_pos(files: &[PathBuf]) -> Pos {
 
 /// Deserialize the normalized document into the typed model, errors pointing at the field.
 fn to_model(doc: &Node) -> Result<Project, ComposeError> {
+    // Fast path straight from the tree; only on failure pay for path tracking to say where.
+    if let Ok(project) = Project::deserialize(doc) {
+        return check_keys(doc, project);
+    }
     let json = doc.to_json();
     let project: Project = serde_path_to_error::deserialize(&json).map_err(|e| {
         let path = e.path().to_string();
@@ -316,7 +322,23 @@ fn to_model(doc: &Node) -> Result<Project, ComposeError> {
             message: e.inner().to_string(),
         }
     })?;
-    Ok(project)
+    check_keys(doc, project)
+}
+
+/// The schema already refuses unknown keys; what it allows, the model must hold (the
+/// kitchen-sink test proves it for every property). Probing costs a full serialization, so
+/// it runs in debug builds only: tests and fuzzing catch a model gap.
+fn check_keys(doc: &Node, project: Project) -> Result<Project, ComposeError> {
+    if !cfg!(debug_assertions) {
+        return Ok(project);
+    }
+    match project.unknown_keys().first() {
+        None => Ok(project),
+        Some(path) => Err(ComposeError::Model {
+            path: format!("{}: {path}", doc.pos),
+            message: "key not supported by berth's model".into(),
+        }),
+    }
 }
 
 /// One config file, parsed.

@@ -26,8 +26,52 @@ fn section_mut<'a>(doc: &'a mut Node, key: &str) -> Option<&'a mut Map> {
     entry.as_map_mut()
 }
 
-/// `env_file` contents under `environment` (explicit entries win), then values left null
-/// looked up in the project environment. `env_file` itself is dropped, as Compose does.
+/// Read one KEY=VALUE file; `None` when it is optional and absent.
+fn read_kv_file(
+    entry: &Node,
+    path: &str,
+    required: bool,
+    raw: bool,
+    env: &Env,
+) -> Result<Option<indexmap::IndexMap<String, String>>, ComposeError> {
+    let src = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+        Err(source) => {
+            return Err(ComposeError::EnvFile {
+                pos: entry.pos.clone(),
+                path: path.into(),
+                source,
+            })
+        }
+    };
+    let lookup = |k: &str| env.get(k).cloned();
+    Ok(Some(if raw {
+        dotenv::parse_raw_with_lookup(&src, path, &lookup)?
+    } else {
+        dotenv::parse(&src, path, &lookup)?
+    }))
+}
+
+/// Put `files`' entries under the explicit mapping at `key` (explicit entries win).
+fn merge_under(m: &mut Map, key: &str, from_files: Map, pos: Pos) {
+    let mut merged = from_files;
+    if let Some(Value::Map(explicit)) = m.get(key).map(|n| &n.value) {
+        for (k, v) in explicit {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    if !merged.is_empty() {
+        let p = m.get(key).map_or(pos, |n| n.pos.clone());
+        m.insert(key.into(), Node::map(merged, p));
+    }
+}
+
+/// What Compose resolves against files and the environment once the project is merged:
+/// `env_file` contents go under `environment` and `label_file` contents under `labels`
+/// (explicit entries win; both file keys are dropped), `environment` values left null are
+/// looked up in the project environment, and `build.args` without a value take it from the
+/// environment or are dropped.
 pub fn resolve_environment(doc: &mut Node, env: &Env) -> Result<(), ComposeError> {
     let Some(services) = services_mut(doc) else {
         return Ok(());
@@ -35,7 +79,8 @@ pub fn resolve_environment(doc: &mut Node, env: &Env) -> Result<(), ComposeError
     for svc in services.values_mut() {
         let pos = svc.pos.clone();
         let Some(m) = svc.as_map_mut() else { continue };
-        let mut merged = Map::new();
+
+        let mut from_env_files = Map::new();
         if let Some(files) = m.shift_remove("env_file") {
             for f in files.as_seq().into_iter().flatten() {
                 let Some(path) = f.get("path").and_then(Node::as_str) else {
@@ -45,44 +90,55 @@ pub fn resolve_environment(doc: &mut Node, env: &Env) -> Result<(), ComposeError
                     f.get("required").map(|n| &n.value),
                     Some(Value::Bool(false))
                 );
-                let src = match std::fs::read_to_string(path) {
-                    Ok(s) => s,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
-                    Err(source) => {
-                        return Err(ComposeError::EnvFile {
-                            pos: f.pos.clone(),
-                            path: path.into(),
-                            source,
-                        })
-                    }
-                };
                 let raw = f.get("format").and_then(Node::as_str) == Some("raw");
-                let lookup = |k: &str| env.get(k).cloned();
-                let parsed = if raw {
-                    dotenv::parse_raw_with_lookup(&src, path, &lookup)?
-                } else {
-                    dotenv::parse(&src, path, &lookup)?
-                };
-                for (k, v) in parsed {
-                    merged.insert(k, Node::str(v, f.pos.clone()));
+                for (k, v) in read_kv_file(f, path, required, raw, env)?
+                    .into_iter()
+                    .flatten()
+                {
+                    from_env_files.insert(k, Node::str(v, f.pos.clone()));
                 }
             }
         }
-        if let Some(Value::Map(explicit)) = m.get("environment").map(|n| &n.value) {
-            for (k, v) in explicit {
-                merged.insert(k.clone(), v.clone());
-            }
-        }
-        for (k, v) in merged.iter_mut() {
-            if v.is_null() {
-                if let Some(found) = env.get(k) {
-                    v.value = Value::Str(found.clone());
+        merge_under(m, "environment", from_env_files, pos.clone());
+        if let Some(Value::Map(vars)) = m.get_mut("environment").map(|n| &mut n.value) {
+            for (k, v) in vars.iter_mut() {
+                if v.is_null() {
+                    if let Some(found) = env.get(k) {
+                        v.value = Value::Str(found.clone());
+                    }
                 }
             }
         }
-        if !merged.is_empty() {
-            let p = m.get("environment").map_or(pos, |n| n.pos.clone());
-            m.insert("environment".into(), Node::map(merged, p));
+
+        let mut from_label_files = Map::new();
+        if let Some(files) = m.shift_remove("label_file") {
+            for f in files.as_seq().into_iter().flatten() {
+                let Some(path) = f.as_str() else { continue };
+                for (k, v) in read_kv_file(f, path, true, false, env)?
+                    .into_iter()
+                    .flatten()
+                {
+                    from_label_files.insert(k, Node::str(v, f.pos.clone()));
+                }
+            }
+        }
+        merge_under(m, "labels", from_label_files, pos);
+
+        if let Some(Value::Map(args)) = m
+            .get_mut("build")
+            .and_then(Node::as_map_mut)
+            .and_then(|b| b.get_mut("args"))
+            .map(|n| &mut n.value)
+        {
+            args.retain(|k, v| {
+                if v.is_null() {
+                    match env.get(k) {
+                        Some(found) => v.value = Value::Str(found.clone()),
+                        None => return false,
+                    }
+                }
+                true
+            });
         }
     }
     Ok(())
@@ -232,8 +288,8 @@ fn used(doc: &Node, kind: &str) -> IndexSet<String> {
     };
     for svc in services.values() {
         match kind {
-            "networks" => {
-                if let Some(n) = svc.get("networks").and_then(Node::as_map) {
+            "networks" | "models" => {
+                if let Some(n) = svc.get(kind).and_then(Node::as_map) {
                     out.extend(n.keys().cloned());
                 }
             }
@@ -263,9 +319,10 @@ fn used(doc: &Node, kind: &str) -> IndexSet<String> {
     out
 }
 
-/// Drop networks, volumes, secrets and configs that no service uses (as `config` does).
+/// Drop networks, volumes, secrets, configs and models that no service uses (as `config`
+/// does).
 pub fn prune_unused(doc: &mut Node) {
-    for kind in ["networks", "volumes", "secrets", "configs"] {
+    for kind in ["networks", "volumes", "secrets", "configs", "models"] {
         let keep = used(doc, kind);
         if let Some(m) = doc.as_map_mut() {
             if let Some(items) = m.get_mut(kind).and_then(Node::as_map_mut) {
