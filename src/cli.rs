@@ -198,6 +198,9 @@ fn config(project: &ProjectArgs, args: &ConfigArgs) -> Result<(), String> {
             Format::Json => emit::to_json(&json),
         }
     };
+    // The process ends right after; freeing a large project piece by piece would only
+    // delay the exit.
+    std::mem::forget(loaded);
     match &args.output {
         Some(path) => std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display())),
         None => std::io::stdout()
@@ -231,19 +234,25 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
-fn escape_dollars(v: serde_json::Value) -> serde_json::Value {
+fn escape_dollars(mut v: serde_json::Value) -> serde_json::Value {
+    escape_in_place(&mut v);
+    v
+}
+
+fn escape_in_place(v: &mut serde_json::Value) {
     match v {
-        serde_json::Value::String(s) if s.contains('$') => {
-            serde_json::Value::String(s.replace('$', "$$"))
+        serde_json::Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        serde_json::Value::Object(m) => {
+            if m.keys().any(|k| k.contains('$')) {
+                let old = std::mem::take(m);
+                *m = old
+                    .into_iter()
+                    .map(|(k, v)| (k.replace('$', "$$"), v))
+                    .collect();
+            }
+            m.values_mut().for_each(escape_in_place);
         }
-        serde_json::Value::Object(m) => serde_json::Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (k.replace('$', "$$"), escape_dollars(v)))
-                .collect(),
-        ),
-        serde_json::Value::Array(a) => {
-            serde_json::Value::Array(a.into_iter().map(escape_dollars).collect())
-        }
-        other => other,
+        serde_json::Value::Array(a) => a.iter_mut().for_each(escape_in_place),
+        _ => {}
     }
 }

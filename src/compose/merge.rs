@@ -190,29 +190,50 @@ const UNIQUE: &[(&str, Indexer)] = &[
     ("services.*.volumes", Indexer::Volume),
 ];
 
+/// A path pattern split once; these are matched against every node of every file.
+type Split<T> = Vec<(Vec<&'static str>, T)>;
+
+fn split_table<T: Copy>(table: &'static [(&'static str, T)]) -> Split<T> {
+    table
+        .iter()
+        .map(|(p, t)| (p.split('.').collect(), *t))
+        .collect()
+}
+
+fn rules() -> &'static Split<Rule> {
+    static R: std::sync::OnceLock<Split<Rule>> = std::sync::OnceLock::new();
+    R.get_or_init(|| split_table(RULES))
+}
+
+fn unique() -> &'static Split<Indexer> {
+    static U: std::sync::OnceLock<Split<Indexer>> = std::sync::OnceLock::new();
+    U.get_or_init(|| split_table(UNIQUE))
+}
+
 /// Structural match: same depth, `*` matches any one key. Keys may contain dots (service
 /// names, sysctls), so the path is never joined before matching.
-fn matches(path: &[String], pattern: &str) -> bool {
-    let mut parts = pattern.split('.');
-    for key in path {
-        match parts.next() {
-            Some("*") => {}
-            Some(p) if p == key => {}
-            _ => return false,
-        }
-    }
-    parts.next().is_none()
+fn matches(path: &[String], pattern: &[&str]) -> bool {
+    path.len() == pattern.len() && is_prefix(path, pattern)
+}
+
+/// `path` is the start of (or all of) `pattern`.
+fn is_prefix(path: &[String], pattern: &[&str]) -> bool {
+    path.len() <= pattern.len()
+        && path
+            .iter()
+            .zip(pattern)
+            .all(|(key, p)| *p == "*" || p == key)
 }
 
 fn rule_for(path: &[String]) -> Option<Rule> {
-    RULES
+    rules()
         .iter()
         .find(|(p, _)| matches(path, p))
         .map(|(_, r)| *r)
 }
 
 fn indexer_for(path: &[String]) -> Option<Indexer> {
-    UNIQUE
+    unique()
         .iter()
         .find(|(p, _)| matches(path, p))
         .map(|(_, i)| *i)
@@ -644,7 +665,13 @@ fn enforce_unicity_at(node: &mut Node, path: &mut Vec<String>) -> Result<(), Mer
         Value::Map(m) => {
             for (k, v) in m.iter_mut() {
                 path.push(k.clone());
-                let r = enforce_unicity_at(v, path);
+                // Only walk where a uniqueness rule can still apply: this runs over every
+                // file, and most of a document (extensions, scalars) has no rule below it.
+                let r = if unique().iter().any(|(p, _)| is_prefix(path, p)) {
+                    enforce_unicity_at(v, path)
+                } else {
+                    Ok(())
+                };
                 path.pop();
                 r?;
             }
