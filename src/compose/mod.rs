@@ -216,7 +216,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
         stdin: opts.stdin.as_deref(),
         warnings,
         missing: IndexSet::new(),
-        include_chain: Vec::new(),
+        include_chain: files.iter().filter(|f| f.as_os_str() != "-").cloned().collect(),
     };
     let sources = read_sources(&ctx, &files, &working_dir)?;
 
