@@ -216,7 +216,11 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
         stdin: opts.stdin.as_deref(),
         warnings,
         missing: IndexSet::new(),
-        include_chain: files.iter().filter(|f| f.as_os_str() != "-").cloned().collect(),
+        include_chain: files
+            .iter()
+            .filter(|f| f.as_os_str() != "-")
+            .cloned()
+            .collect(),
     };
     let sources = read_sources(&ctx, &files, &working_dir)?;
 
@@ -530,7 +534,7 @@ fn apply_extends(
         let svc = resolve_extends(ctx, &original, &name, label, file_dir, &mut chain)?;
         resolved.push((name, svc));
     }
-    if let Some(m) = doc.get_mut_map("services") {
+    if let Some(m) = doc.get_map_mut("services") {
         for (name, svc) in resolved {
             m.insert(name, svc);
         }
@@ -775,7 +779,7 @@ fn select_services(
     profiles: &[String],
     targets: &[String],
 ) -> Result<BTreeSet<String>, ComposeError> {
-    let Some(services) = doc.get_mut_map("services") else {
+    let Some(services) = doc.get_map_mut("services") else {
         if let Some(t) = targets.first() {
             return Err(ComposeError::NoSuchService(t.clone()));
         }
@@ -809,12 +813,4 @@ fn select_services(
         .collect();
     services.retain(|name, _| keep.contains(name));
     Ok(disabled)
-}
-
-impl Node {
-    fn get_mut_map(&mut self, key: &str) -> Option<&mut Map> {
-        self.as_map_mut()
-            .and_then(|m| m.get_mut(key))
-            .and_then(Node::as_map_mut)
-    }
 }

@@ -8,12 +8,6 @@ use super::discover::Env;
 use super::yaml::{Map, Node, Pos, Value};
 use super::{dotenv, ComposeError};
 
-fn services_mut(doc: &mut Node) -> Option<&mut Map> {
-    doc.as_map_mut()
-        .and_then(|m| m.get_mut("services"))
-        .and_then(Node::as_map_mut)
-}
-
 fn section_mut<'a>(doc: &'a mut Node, key: &str) -> Option<&'a mut Map> {
     let pos = doc.pos.clone();
     let entry = doc
@@ -73,7 +67,7 @@ fn merge_under(m: &mut Map, key: &str, from_files: Map, pos: Pos) {
 /// looked up in the project environment, and `build.args` without a value take it from the
 /// environment or are dropped.
 pub fn resolve_environment(doc: &mut Node, env: &Env) -> Result<(), ComposeError> {
-    let Some(services) = services_mut(doc) else {
+    let Some(services) = doc.get_map_mut("services") else {
         return Ok(());
     };
     for svc in services.values_mut() {
@@ -159,7 +153,7 @@ fn dependency(pos: &Pos, restart: bool) -> Node {
 
 /// `links`, `service:` namespaces and `volumes_from` imply `depends_on`.
 pub fn implicit_dependencies(doc: &mut Node) {
-    let Some(services) = services_mut(doc) else {
+    let Some(services) = doc.get_map_mut("services") else {
         return;
     };
     for svc in services.values_mut() {
@@ -210,7 +204,7 @@ pub fn implicit_dependencies(doc: &mut Node) {
 /// `dockerfile: Dockerfile` unless they have an inline one.
 pub fn service_defaults(doc: &mut Node) {
     let mut uses_default = false;
-    if let Some(services) = services_mut(doc) {
+    if let Some(services) = doc.get_map_mut("services") {
         for svc in services.values_mut() {
             let pos = svc.pos.clone();
             let Some(m) = svc.as_map_mut() else { continue };
@@ -252,11 +246,7 @@ pub fn service_defaults(doc: &mut Node) {
 /// `<project>_<key>` unless `name:` is set; external resources keep their key.
 pub fn resource_names(doc: &mut Node, project: &str) {
     for section in ["networks", "volumes", "secrets", "configs"] {
-        let Some(items) = doc
-            .as_map_mut()
-            .and_then(|m| m.get_mut(section))
-            .and_then(Node::as_map_mut)
-        else {
+        let Some(items) = doc.get_map_mut(section) else {
             continue;
         };
         for (key, item) in items.iter_mut() {

@@ -45,13 +45,13 @@ impl Resolver<'_> {
     }
 
     pub fn resolve(&self, doc: &mut Node) {
-        if let Some(services) = map_mut(doc, "services") {
+        if let Some(services) = doc.get_map_mut("services") {
             for svc in services.values_mut() {
                 self.service(svc);
             }
         }
         for section in ["secrets", "configs"] {
-            if let Some(items) = map_mut(doc, section) {
+            if let Some(items) = doc.get_map_mut(section) {
                 for item in items.values_mut() {
                     self.set(item.as_map_mut().and_then(|m| m.get_mut("file")));
                 }
@@ -78,7 +78,7 @@ impl Resolver<'_> {
             }
         }
         // Local volumes bound to a host directory (`driver_opts: {o: bind, device: ./x}`).
-        if let Some(vols) = map_mut(doc, "volumes") {
+        if let Some(vols) = doc.get_map_mut("volumes") {
             for v in vols.values_mut() {
                 let Some(opts) = v
                     .as_map_mut()
@@ -149,12 +149,6 @@ impl Resolver<'_> {
 
 fn is_remote_context(s: &str) -> bool {
     s.contains("://") || s.starts_with("git@") || s.starts_with("github.com/")
-}
-
-fn map_mut<'a>(doc: &'a mut Node, key: &str) -> Option<&'a mut super::yaml::Map> {
-    doc.as_map_mut()
-        .and_then(|m| m.get_mut(key))
-        .and_then(Node::as_map_mut)
 }
 
 #[cfg(test)]

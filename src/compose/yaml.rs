@@ -128,6 +128,13 @@ impl Node {
         self.as_map().and_then(|m| m.get(key))
     }
 
+    /// The mapping under `key`, mutably (None when absent or not a mapping).
+    pub fn get_map_mut(&mut self, key: &str) -> Option<&mut Map> {
+        self.as_map_mut()
+            .and_then(|m| m.get_mut(key))
+            .and_then(Node::as_map_mut)
+    }
+
     /// The scalar rendered as text the way Compose stringifies it (`8080`, `true`, `1.5`).
     pub fn scalar_text(&self) -> Option<String> {
         match &self.value {
