@@ -168,7 +168,13 @@ struct Ctx<'a> {
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
     let early_dir =
         discover::early_working_dir(opts.project_directory.as_deref(), &opts.files, &opts.cwd);
-    let mut env = discover::environment(&opts.os_env, &opts.env_files, &early_dir)?;
+    // `--env-file` paths are relative to where the user stands, not to the project.
+    let env_files: Vec<PathBuf> = opts
+        .env_files
+        .iter()
+        .map(|f| discover::absolute(&opts.cwd, f))
+        .collect();
+    let mut env = discover::environment(&opts.os_env, &env_files, &early_dir)?;
     let mut warnings = Vec::new();
     let search_from = opts
         .project_directory

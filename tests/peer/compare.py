@@ -39,7 +39,7 @@ def main():
             p = run(peer, case, home)
         same_exit = (b[0] == 0) == (p[0] == 0)
         if same_exit and b[1] == p[1]:
-            print(f"same  {case}")
+            print(f"same  {case}" + ("" if b[0] == 0 else " (both refused)"))
             continue
         bad += 1
         print(f"DIFF  {case}: exit berth={b[0]} compose={p[0]}")
