@@ -660,6 +660,32 @@ fn merge_ipam(base: Vec<Node>, over: Vec<Node>, path: &[String]) -> Result<Vec<N
 // ---------------------------------------------------------------------------------------------
 // Unicity
 
+/// Before schema validation Compose has already collapsed the keyed lists, so an entry
+/// written twice is not a "list items must be unique" error. Dropping exact repeats (the
+/// later copy is identical, so which one stays does not matter) gives the schema the same
+/// view; entries that differ but share a key are collapsed later by [`enforce_unicity`].
+pub fn drop_exact_duplicates(doc: &mut Node) {
+    fn walk(node: &mut Node, path: &mut Vec<String>) {
+        match &mut node.value {
+            Value::Map(m) => {
+                for (k, v) in m.iter_mut() {
+                    path.push(k.clone());
+                    if unique().iter().any(|(p, _)| is_prefix(path, p)) {
+                        walk(v, path);
+                    }
+                    path.pop();
+                }
+            }
+            Value::Seq(items) if indexer_for(path).is_some() => {
+                let mut seen = std::collections::HashSet::new();
+                items.retain(|item| seen.insert(item.to_json().to_string()));
+            }
+            _ => {}
+        }
+    }
+    walk(doc, &mut Vec::new());
+}
+
 fn enforce_unicity_at(node: &mut Node, path: &mut Vec<String>) -> Result<(), MergeError> {
     match &mut node.value {
         Value::Map(m) => {

@@ -234,11 +234,13 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
     // them as ${COMPOSE_PROJECT_NAME}.
     let name = match explicit {
         Some((n, _)) => n,
-        None => project_name_from_files(&mut ctx, &sources, &working_dir)?,
+        None => project_name_from_files(&mut ctx, &sources, &working_dir, opts.normalize)?,
     };
     ctx.env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
 
-    let mut doc = load_model(&mut ctx, sources, &working_dir, opts.resolve_paths)?;
+    // The project's own env files are read once profiles are applied: a disabled service's
+    // missing env file is no error, as in Compose.
+    let mut doc = load_model(&mut ctx, sources, &working_dir, opts.resolve_paths, false)?;
     if let Some(m) = doc.as_map_mut() {
         let pos = m
             .get("name")
@@ -247,15 +249,33 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
     }
 
     let all_profiles = collect_profiles(&doc);
-    let disabled = select_services(&mut doc, &profiles, &opts.services)?;
+    // Without interpolation Compose prints the raw model: every service, whatever its
+    // profiles, and no consistency checks (values may still be `${…}` templates).
+    let disabled = if opts.interpolate {
+        select_services(&mut doc, &profiles, &opts.services)?
+    } else {
+        Map::new()
+    };
+    // Compose decodes every service before applying profiles, so a bad value in a disabled
+    // one is still an error.
+    for svc in disabled.values() {
+        if let Err(e) = model::ServiceConfig::deserialize(svc) {
+            return Err(ComposeError::Model {
+                path: svc.pos.to_string(),
+                message: e.to_string(),
+            });
+        }
+    }
+    normalize::resolve_environment(&mut doc, &ctx.env)?;
 
     if opts.normalize {
         normalize::implicit_dependencies(&mut doc);
         normalize::service_defaults(&mut doc);
         normalize::resource_names(&mut doc, &name);
     }
-    if opts.consistency {
-        validate::check(&doc, &disabled)?;
+    if opts.consistency && opts.interpolate {
+        let disabled_names: BTreeSet<String> = disabled.keys().cloned().collect();
+        validate::check(&doc, &disabled_names)?;
     }
     let order = match doc.get("services").and_then(Node::as_map) {
         Some(services) => {
@@ -266,7 +286,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
         }
         None => Vec::new(),
     };
-    if opts.normalize {
+    if opts.interpolate {
         normalize::prune_unused(&mut doc);
     }
 
@@ -390,6 +410,7 @@ fn project_name_from_files(
     ctx: &mut Ctx<'_>,
     sources: &[Source],
     working_dir: &Path,
+    normalize: bool,
 ) -> Result<String, ComposeError> {
     let mut from_file = None;
     for doc in sources.iter().flat_map(|s| &s.docs) {
@@ -411,6 +432,8 @@ fn project_name_from_files(
         }
     }
     let (raw, what) = match from_file {
+        // `--no-normalize` prints the name exactly as written.
+        Some((v, _)) if !v.is_empty() && !normalize => return Ok(v),
         Some((v, pos)) if !v.is_empty() => (v, format!("`name:` at {pos}")),
         _ => (
             working_dir
@@ -434,6 +457,7 @@ fn load_model(
     sources: Vec<Source>,
     working_dir: &Path,
     resolve: bool,
+    resolve_env: bool,
 ) -> Result<Node, ComposeError> {
     // Every document is merged into what came before, the first into nothing, as Compose
     // does: that collapses duplicates, and applies `!reset`/`!override` against earlier files.
@@ -453,7 +477,9 @@ fn load_model(
         }
         .resolve(&mut doc);
     }
-    normalize::resolve_environment(&mut doc, &ctx.env)?;
+    if resolve_env {
+        normalize::resolve_environment(&mut doc, &ctx.env)?;
+    }
     Ok(doc)
 }
 
@@ -494,6 +520,7 @@ fn prepare_document(ctx: &mut Ctx<'_>, mut doc: Node, label: &str) -> Result<Nod
         interpolate::interpolate_tree(&mut doc, &lookup, &mut missing)?;
         ctx.missing.extend(missing);
     }
+    merge::drop_exact_duplicates(&mut doc);
     let errs = schema::validate(&doc);
     if !errs.is_empty() {
         return Err(ComposeError::Schema(errs));
@@ -701,7 +728,7 @@ fn apply_include(
         let saved_env = std::mem::replace(&mut ctx.env, env);
         ctx.include_chain.extend(paths.iter().cloned());
         let result = read_sources(ctx, &paths, &project_dir)
-            .and_then(|sources| load_model(ctx, sources, &project_dir, true));
+            .and_then(|sources| load_model(ctx, sources, &project_dir, true, true));
         ctx.include_chain
             .truncate(ctx.include_chain.len() - paths.len());
         ctx.env = saved_env;
@@ -779,17 +806,17 @@ fn collect_profiles(doc: &Node) -> Vec<String> {
 
 /// Keep the services whose profiles are active (or that have none); with services named on
 /// the command line, keep those and their dependencies instead, whatever their profiles.
-/// Returns the names of the services left out.
+/// Returns the services left out.
 fn select_services(
     doc: &mut Node,
     profiles: &[String],
     targets: &[String],
-) -> Result<BTreeSet<String>, ComposeError> {
+) -> Result<Map, ComposeError> {
     let Some(services) = doc.get_map_mut("services") else {
         if let Some(t) = targets.first() {
             return Err(ComposeError::NoSuchService(t.clone()));
         }
-        return Ok(BTreeSet::new());
+        return Ok(Map::new());
     };
     let keep: IndexSet<String> = if targets.is_empty() {
         services
@@ -812,11 +839,13 @@ fn select_services(
         }
         graph::ServiceGraph::from_services(services).with_dependencies(targets)
     };
-    let disabled = services
-        .keys()
-        .filter(|k| !keep.contains(*k))
-        .cloned()
-        .collect();
-    services.retain(|name, _| keep.contains(name));
+    let mut disabled = Map::new();
+    for (name, svc) in std::mem::take(services) {
+        if keep.contains(&name) {
+            services.insert(name, svc);
+        } else {
+            disabled.insert(name, svc);
+        }
+    }
     Ok(disabled)
 }

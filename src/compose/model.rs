@@ -2371,7 +2371,7 @@ pub fn to_config_json(p: &Project) -> Value {
     section("secrets", secrets, p.secrets.is_empty());
     section("configs", configs, p.configs.is_empty());
     for (k, v) in &p.extensions {
-        top.insert(k.clone(), v.clone());
+        top.insert(k.clone(), go_map_order(v.clone()));
     }
     Value::Object(top.into_iter().collect())
 }

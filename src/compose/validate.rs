@@ -124,10 +124,47 @@ pub fn check(doc: &Node, disabled: &BTreeSet<String>) -> Result<(), ConsistencyE
                 )?;
             }
         }
+        distinct_resources(name, svc)?;
         if svc.get("container_name").is_some() && replicas.or(scale).is_some_and(|n| n > 1) {
             fail(
                 &svc.pos,
                 format!("service {name:?}: container_name cannot be set when running more than one replica, as container names must be unique"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A service-level limit and its `deploy.resources` twin may both be set only when they
+/// agree (compared as parsed values, so `1g` equals `1024m`).
+fn distinct_resources(name: &str, svc: &Node) -> Result<(), ConsistencyError> {
+    use super::model::UnitBytes;
+    let bytes = |n: &Node| {
+        n.scalar_text()
+            .and_then(|t| UnitBytes::parse(&t).ok())
+            .map(|b| b.0 as f64)
+    };
+    let number = |n: &Node| n.scalar_text().and_then(|t| t.parse::<f64>().ok());
+    let resources = svc.get("deploy").and_then(|d| d.get("resources"));
+    let pairs: [(&str, &str, &str, &dyn Fn(&Node) -> Option<f64>); 4] = [
+        ("mem_limit", "limits", "memory", &bytes),
+        ("mem_reservation", "reservations", "memory", &bytes),
+        ("cpus", "limits", "cpus", &number),
+        ("pids_limit", "limits", "pids", &number),
+    ];
+    for (own, section, key, parse) in pairs {
+        let (Some(a), Some(b)) = (
+            svc.get(own),
+            resources.and_then(|r| r.get(section)).and_then(|s| s.get(key)),
+        ) else {
+            continue;
+        };
+        if parse(a) != parse(b) {
+            fail(
+                &a.pos,
+                format!(
+                    "services.{name}: can't set distinct values on '{own}' and 'deploy.resources.{section}.{key}'"
+                ),
             )?;
         }
     }
@@ -174,6 +211,23 @@ mod tests {
                 .message
                 .contains("undefined secret s")
         );
+    }
+
+    #[test]
+    fn resource_twins_must_agree() {
+        assert!(err("services:\n  s:\n    image: x\n    mem_limit: 64m\n    deploy: {resources: {limits: {memory: 1g}}}\n")
+            .message
+            .contains("can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory'"));
+        assert!(err("services:\n  s:\n    image: x\n    cpus: 1.5\n    deploy: {resources: {limits: {cpus: '2'}}}\n")
+            .message
+            .contains("'cpus'"));
+        let same = parse(
+            "services:\n  s:\n    image: x\n    mem_limit: 1g\n    cpus: 1\n    deploy: {resources: {limits: {memory: 1024m, cpus: '1.0'}}}\n",
+            "c.yaml",
+        )
+        .expect("yaml")
+        .remove(0);
+        assert!(check(&same, &BTreeSet::new()).is_ok());
     }
 
     #[test]
