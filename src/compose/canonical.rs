@@ -261,8 +261,31 @@ pub fn go_format_float(f: f64) -> String {
 // ---------------------------------------------------------------------------------------------
 // Services
 
+/// The service keys compose-go rewrites structurally (its `transform` package) even in the
+/// raw model printed without interpolation; every other short form is only normalized when
+/// the typed model is decoded.
+const RAW_MODEL_KEYS: &[&str] = &[
+    "build",
+    "depends_on",
+    "env_file",
+    "label_file",
+    "extends",
+    "gpus",
+    "networks",
+    "models",
+    "volumes",
+    "dns",
+    "devices",
+    "secrets",
+    "configs",
+    "ports",
+    "ulimits",
+];
+
 fn service(node: Node, path: &str) -> Result<Node> {
+    let raw = LENIENT.with(|l| l.get());
     map_fields(node, path, |key, n, p| match key {
+        _ if raw && !RAW_MODEL_KEYS.contains(&key) => Ok(n),
         "build" => build(n, p),
         "depends_on" => depends_on(n, p),
         "env_file" => env_file(n, p),

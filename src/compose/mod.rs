@@ -266,7 +266,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
             });
         }
     }
-    normalize::resolve_environment(&mut doc, &ctx.env)?;
+    // The raw model (no interpolation) keeps `env_file` as written, as Compose prints it.
+    if opts.interpolate {
+        normalize::resolve_environment(&mut doc, &ctx.env)?;
+    }
 
     if opts.normalize {
         normalize::implicit_dependencies(&mut doc);
@@ -477,7 +480,7 @@ fn load_model(
         }
         .resolve(&mut doc);
     }
-    if resolve_env {
+    if resolve_env && ctx.interpolate {
         normalize::resolve_environment(&mut doc, &ctx.env)?;
     }
     Ok(doc)

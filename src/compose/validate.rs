@@ -146,7 +146,8 @@ fn distinct_resources(name: &str, svc: &Node) -> Result<(), ConsistencyError> {
     };
     let number = |n: &Node| n.scalar_text().and_then(|t| t.parse::<f64>().ok());
     let resources = svc.get("deploy").and_then(|d| d.get("resources"));
-    let pairs: [(&str, &str, &str, &dyn Fn(&Node) -> Option<f64>); 4] = [
+    type Parse<'a> = &'a dyn Fn(&Node) -> Option<f64>;
+    let pairs: [(&str, &str, &str, Parse); 4] = [
         ("mem_limit", "limits", "memory", &bytes),
         ("mem_reservation", "reservations", "memory", &bytes),
         ("cpus", "limits", "cpus", &number),
@@ -155,7 +156,9 @@ fn distinct_resources(name: &str, svc: &Node) -> Result<(), ConsistencyError> {
     for (own, section, key, parse) in pairs {
         let (Some(a), Some(b)) = (
             svc.get(own),
-            resources.and_then(|r| r.get(section)).and_then(|s| s.get(key)),
+            resources
+                .and_then(|r| r.get(section))
+                .and_then(|s| s.get(key)),
         ) else {
             continue;
         };
