@@ -201,7 +201,7 @@ fn go_text(v: &Value) -> Option<String> {
     match v {
         Value::Str(s) => Some(s.clone()),
         Value::Int(i) => Some(i.to_string()),
-        Value::Float(f) => Some(go_format_float(*f)),
+        Value::Float(f) => Some(crate::compose::yaml::go_format_float(*f)),
         Value::Bool(b) => Some(b.to_string()),
         Value::Null | Value::Seq(_) | Value::Map(_) => None,
     }
@@ -214,48 +214,6 @@ fn scalar_text(node: &Node, path: &str) -> Result<String> {
             format!("{path} must be a string, not a {}", node.kind()),
         )
     })
-}
-
-/// Go's `fmt.Sprint(float64)`, which is how Compose stringifies numbers in key/value mappings:
-/// shortest round-trip digits, switching to `%e` form (`1e+06`) when the decimal exponent is
-/// below -4 or at least 6.
-pub fn go_format_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits, like Go's precision -1.
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let neg = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let sign = if neg { "-" } else { "" };
-    if !(-4..6).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{esign}{:02}", exp.unsigned_abs());
-    }
-    if exp < 0 {
-        let zeros = "0".repeat((-exp - 1) as usize);
-        return format!("{sign}0.{zeros}{digits}");
-    }
-    let int_len = exp as usize + 1;
-    if digits.len() <= int_len {
-        format!("{sign}{digits}{}", "0".repeat(int_len - digits.len()))
-    } else {
-        format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1090,34 +1048,6 @@ fn volume_section(
     Ok(())
 }
 
-/// Go's `path.Clean`.
-pub fn clean_path(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|l| *l != "..") {
-                    out.pop();
-                } else if !rooted {
-                    out.push("..");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    let joined = out.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
-
 fn volume_mount(node: Node, path: &str) -> Result<Node> {
     let Value::Str(spec) = &node.value else {
         return match node.value {
@@ -1137,7 +1067,10 @@ fn volume_mount(node: Node, path: &str) -> Result<Node> {
     if !v.source.is_empty() {
         entries.push(("source", str_node(v.source.clone(), pos)));
     }
-    entries.push(("target", str_node(clean_path(&v.target), pos)));
+    entries.push((
+        "target",
+        str_node(crate::compose::paths::clean(&v.target), pos),
+    ));
     if v.read_only {
         entries.push(("read_only", bool_node(true, pos)));
     }
@@ -1612,13 +1545,13 @@ mod tests {
 
     #[test]
     fn clean_path_like_go() {
-        assert_eq!(clean_path("/c/../d/"), "/d");
-        assert_eq!(clean_path("./x"), "x");
-        assert_eq!(clean_path("a//b/./c/.."), "a/b");
-        assert_eq!(clean_path("../../a"), "../../a");
-        assert_eq!(clean_path("/../a"), "/a");
-        assert_eq!(clean_path("./"), ".");
-        assert_eq!(clean_path("/"), "/");
+        assert_eq!(crate::compose::paths::clean("/c/../d/"), "/d");
+        assert_eq!(crate::compose::paths::clean("./x"), "x");
+        assert_eq!(crate::compose::paths::clean("a//b/./c/.."), "a/b");
+        assert_eq!(crate::compose::paths::clean("../../a"), "../../a");
+        assert_eq!(crate::compose::paths::clean("/../a"), "/a");
+        assert_eq!(crate::compose::paths::clean("./"), ".");
+        assert_eq!(crate::compose::paths::clean("/"), "/");
     }
 
     #[test]
@@ -1726,9 +1659,12 @@ mod tests {
         assert_eq!(got["labels"], j(r#"{"a":"","b":"1"}"#));
         assert_eq!(got["sysctls"], j(r#"{"a":"","b":"1.5"}"#));
         assert_eq!(got["logging"]["options"], j(r#"{"max-file":"3"}"#));
-        assert_eq!(go_format_float(1234567.0), "1.234567e+06");
-        assert_eq!(go_format_float(0.0001), "0.0001");
-        assert_eq!(go_format_float(1.5e-7), "1.5e-07");
+        assert_eq!(
+            crate::compose::yaml::go_format_float(1234567.0),
+            "1.234567e+06"
+        );
+        assert_eq!(crate::compose::yaml::go_format_float(0.0001), "0.0001");
+        assert_eq!(crate::compose::yaml::go_format_float(1.5e-7), "1.5e-07");
     }
 
     #[test]

@@ -29,28 +29,7 @@ pub fn absolute(base: &Path, p: &Path) -> PathBuf {
     } else {
         base.join(p)
     };
-    clean(&joined)
-}
-
-/// Lexically normalize `.` and `..` like Go's filepath.Clean (Compose prints cleaned paths).
-pub fn clean(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() && !p.is_absolute() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    if out.as_os_str().is_empty() {
-        out.push(".");
-    }
-    out
+    PathBuf::from(super::paths::clean(&joined.to_string_lossy()))
 }
 
 /// The working directory Compose uses before the project files are known: the project
@@ -221,8 +200,11 @@ mod tests {
     }
 
     #[test]
-    fn clean_paths() {
-        assert_eq!(clean(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+    fn absolute_paths_are_cleaned() {
+        assert_eq!(
+            absolute(Path::new("/a"), Path::new("./b/../c")),
+            PathBuf::from("/a/c")
+        );
         assert_eq!(
             absolute(Path::new("/p"), Path::new("../x")),
             PathBuf::from("/x")

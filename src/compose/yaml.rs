@@ -140,7 +140,7 @@ impl Node {
         match &self.value {
             Value::Str(s) => Some(s.clone()),
             Value::Int(i) => Some(i.to_string()),
-            Value::Float(f) => Some(format_float(*f)),
+            Value::Float(f) => Some(go_format_float(*f)),
             Value::Bool(b) => Some(b.to_string()),
             Value::Null | Value::Seq(_) | Value::Map(_) => None,
         }
@@ -176,7 +176,7 @@ impl Node {
             Value::Int(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f)
                 .map(J::Number)
-                .unwrap_or_else(|| J::String(format_float(*f))),
+                .unwrap_or_else(|| J::String(go_format_float(*f))),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(s) => J::Array(s.iter().map(Node::to_json).collect()),
             Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
@@ -205,19 +205,45 @@ impl Node {
     }
 }
 
-/// Go's `strconv.FormatFloat(f, 'g', -1, 64)`-like rendering, close to what Compose prints.
-pub fn format_float(f: f64) -> String {
+/// Go's `fmt.Sprint(float64)`, which is how Compose stringifies numbers in key/value mappings:
+/// shortest round-trip digits, switching to `%e` form (`1e+06`) when the decimal exponent is
+/// below -4 or at least 6.
+pub fn go_format_float(f: f64) -> String {
     if f.is_nan() {
-        ".nan".into()
-    } else if f.is_infinite() {
-        if f > 0.0 { ".inf" } else { "-.inf" }.into()
-    } else {
-        let s = f.to_string();
-        if f.fract() == 0.0 && f.abs() < 1e21 && !s.contains('e') {
-            s.trim_end_matches(".0").to_string()
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits, like Go's precision -1.
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let neg = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if neg { "-" } else { "" };
+    if !(-4..6).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
         } else {
-            s
-        }
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{frac}e{esign}{:02}", exp.unsigned_abs());
+    }
+    if exp < 0 {
+        let zeros = "0".repeat((-exp - 1) as usize);
+        return format!("{sign}0.{zeros}{digits}");
+    }
+    let int_len = exp as usize + 1;
+    if digits.len() <= int_len {
+        format!("{sign}{digits}{}", "0".repeat(int_len - digits.len()))
+    } else {
+        format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
     }
 }
 
