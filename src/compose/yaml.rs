@@ -12,9 +12,12 @@ use indexmap::IndexMap;
 use yaml_rust2::parser::{Event, Parser, Tag as YamlTag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-/// Most nodes that alias expansion may create in one file. A real Compose file is far below
-/// this; a "billion laughs" document hits it within milliseconds.
-pub const ALIAS_EXPANSION_LIMIT: usize = 1_000_000;
+/// Alias expansion may always create this many nodes in one file...
+pub const ALIAS_EXPANSION_FLOOR: usize = 100_000;
+/// ...and beyond that, up to this many times the nodes written out in the file itself. Real
+/// files (a `<<: *common` per service) stay well inside; a "billion laughs" document, whose
+/// few written nodes promise billions, is refused after a few MB of work.
+pub const ALIAS_EXPANSION_RATIO: usize = 10;
 
 /// Where a node came from. For a mapping value this is the position of its key, which is
 /// what a user wants to be pointed at.
@@ -269,6 +272,7 @@ pub fn parse(src: &str, file: &str) -> Result<Vec<Node>, YamlError> {
         file,
         anchors: Vec::new(),
         expanded: 0,
+        written: 0,
     };
     b.stream()
 }
@@ -279,6 +283,8 @@ struct Builder<'a> {
     /// anchor id → node; ids are small integers handed out by the parser.
     anchors: Vec<Option<Node>>,
     expanded: usize,
+    /// Nodes spelled out in the text (not produced by aliases).
+    written: usize,
 }
 
 impl Builder<'_> {
@@ -332,6 +338,9 @@ impl Builder<'_> {
 
     fn node(&mut self, ev: Event, m: Marker) -> Result<Node, YamlError> {
         let pos = self.pos(&m);
+        if !matches!(ev, Event::Alias(_)) {
+            self.written += 1;
+        }
         match ev {
             Event::Alias(id) => {
                 let node = self
@@ -340,11 +349,12 @@ impl Builder<'_> {
                     .and_then(Option::as_ref)
                     .ok_or_else(|| err(pos.clone(), "alias refers to an unknown anchor"))?;
                 self.expanded += node.size();
-                if self.expanded > ALIAS_EXPANSION_LIMIT {
+                let limit = ALIAS_EXPANSION_FLOOR.max(ALIAS_EXPANSION_RATIO * self.written);
+                if self.expanded > limit {
                     return Err(err(
                         pos,
                         format!(
-                            "aliases expand to more than {ALIAS_EXPANSION_LIMIT} nodes; \
+                            "aliases expand to more than {limit} nodes; \
                              refusing (is this an alias bomb?)"
                         ),
                     ));
