@@ -1,2 +1,5 @@
-//! The container engine (content store, registry client, snapshots, runtime, shim, logs).
-//! Arrives with its issues; empty on purpose so nothing pretends to work.
+//! The container engine: images (content store, registry client, layer unpack, snapshots,
+//! image metadata). The runtime, shim, logs and health checks arrive with issue 4; nothing
+//! here pretends to do their job yet.
+
+pub mod image;

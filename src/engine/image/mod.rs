@@ -1,0 +1,6 @@
+//! Images: references, the content store, the registry client, secure layer unpack, overlay
+//! snapshots and the image index. Laid out after containerd: content, snapshots and metadata
+//! are separate pieces with narrow interfaces, everything keyed by digest, writes staged in
+//! `ingest/` and committed by rename.
+
+pub mod digest;
