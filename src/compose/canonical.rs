@@ -181,7 +181,7 @@ fn str_node(s: impl Into<String>, pos: &Pos) -> Node {
 }
 
 fn map_node(entries: Vec<(&str, Node)>, pos: &Pos) -> Node {
-    let mut m = Map::new();
+    let mut m = Map::default();
     for (k, v) in entries {
         m.insert(k.to_string(), v);
     }
@@ -322,7 +322,7 @@ fn depends_on(node: Node, path: &str) -> Result<Node> {
     let pos = node.pos.clone();
     match node.value {
         Value::Seq(items) => {
-            let mut m = Map::new();
+            let mut m = Map::default();
             for item in items {
                 let name = item.as_str().ok_or_else(|| {
                     invalid(&item.pos, format!("{path} items must be service names"))
@@ -418,7 +418,7 @@ fn string_to_map(node: Node, key: &str) -> Node {
 fn list_to_null_map(node: Node, path: &str) -> Result<Node> {
     match node.value {
         Value::Seq(items) => {
-            let mut m = Map::new();
+            let mut m = Map::default();
             for item in items {
                 let name = scalar_text(&item, path)?;
                 m.insert(name, Node::new(Value::Null, item.pos));
@@ -584,7 +584,7 @@ fn mapping(node: Node, path: &str, missing: Missing) -> Result<Node> {
     };
     match node.value {
         Value::Seq(items) => {
-            let mut m = Map::new();
+            let mut m = Map::default();
             for item in items {
                 let text = scalar_text(&item, path)?;
                 let value = match text.split_once('=') {
@@ -627,7 +627,7 @@ fn mapping(node: Node, path: &str, missing: Missing) -> Result<Node> {
 fn additional_contexts(node: Node, path: &str) -> Result<Node> {
     match node.value {
         Value::Seq(items) => {
-            let mut m = Map::new();
+            let mut m = Map::default();
             for item in items {
                 let text = scalar_text(&item, path)?;
                 let Some((k, v)) = text.split_once('=') else {
@@ -648,7 +648,7 @@ fn additional_contexts(node: Node, path: &str) -> Result<Node> {
 fn ssh(node: Node, path: &str) -> Result<Node> {
     match node.value {
         Value::Seq(items) => {
-            let mut m = Map::new();
+            let mut m = Map::default();
             for item in items {
                 let text = scalar_text(&item, path)?;
                 match text.split_once('=') {

@@ -1359,7 +1359,7 @@ mod tests {
         let e64 = "\u{e9}".repeat(64);
         let e64x = format!("{e64}x");
         let k2 = format!("{k129}2");
-        let mut m = Map::new();
+        let mut m = Map::default();
         m.insert(k128.clone(), json!("f"));
         m.insert(k129.clone(), json!("f"));
         m.insert(k2.clone(), json!({ "x": [1, { "y": 2 }], "z": "l1\nl2" }));

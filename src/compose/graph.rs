@@ -24,7 +24,7 @@ pub struct ServiceGraph {
 impl ServiceGraph {
     /// Build from the `services` mapping. Dependencies on unknown services are ignored here
     /// (consistency checks report them).
-    pub fn from_services(services: &indexmap::IndexMap<String, Node>) -> Self {
+    pub fn from_services(services: &crate::compose::yaml::Map) -> Self {
         let mut graph = DiGraph::new();
         let mut index = IndexMap::new();
         for name in services.keys() {
@@ -130,7 +130,7 @@ impl ServiceGraph {
 }
 
 /// Fail with the services of the first cycle, if any.
-pub fn check_cycles(services: &indexmap::IndexMap<String, Node>) -> Result<(), CycleError> {
+pub fn check_cycles(services: &crate::compose::yaml::Map) -> Result<(), CycleError> {
     let g = ServiceGraph::from_services(services);
     match g.find_cycle() {
         None => Ok(()),
@@ -150,7 +150,7 @@ mod tests {
     use super::*;
     use crate::compose::yaml::parse;
 
-    fn services(src: &str) -> indexmap::IndexMap<String, Node> {
+    fn services(src: &str) -> crate::compose::yaml::Map {
         let doc = parse(src, "c.yaml").expect("yaml").remove(0);
         doc.get("services")
             .and_then(Node::as_map)

@@ -76,7 +76,7 @@ pub fn enforce_unicity(doc: &mut Node) -> Result<(), MergeError> {
 
 fn as_document(node: Node, what: &str) -> Result<Node, MergeError> {
     match node.value {
-        Value::Null => Ok(Node::map(Map::new(), node.pos)),
+        Value::Null => Ok(Node::map(Map::default(), node.pos)),
         Value::Map(_) => Ok(node),
         _ => Err(MergeError::NotAMapping {
             found: with_article(node.kind()),
@@ -443,7 +443,7 @@ fn build_as_map(node: Node) -> Node {
     match node.value {
         Value::Str(_) => {
             let pos = node.pos.clone();
-            let mut m = Map::new();
+            let mut m = Map::default();
             m.insert("context".into(), node);
             Node::map(m, pos)
         }
@@ -457,7 +457,7 @@ fn names_as_map(node: Node, depends_on: bool, path: &[String]) -> Result<Node, M
     let Value::Seq(items) = node.value else {
         return Ok(node);
     };
-    let mut m = Map::new();
+    let mut m = Map::default();
     for (i, item) in items.into_iter().enumerate() {
         let Some(name) = item.scalar_text() else {
             return Err(MergeError::BadEntry {
@@ -468,7 +468,7 @@ fn names_as_map(node: Node, depends_on: bool, path: &[String]) -> Result<Node, M
         };
         let pos = item.pos;
         let value = if depends_on {
-            let mut d = Map::new();
+            let mut d = Map::default();
             d.insert(
                 "condition".into(),
                 Node::str("service_started", pos.clone()),
@@ -621,7 +621,7 @@ fn merge_ipam(base: Vec<Node>, over: Vec<Node>, path: &[String]) -> Result<Vec<N
         if n.as_map().is_some() {
             n
         } else {
-            Node::map(Map::new(), n.pos)
+            Node::map(Map::default(), n.pos)
         }
     }
     let over: Vec<Node> = clean_items(over).into_iter().map(as_map).collect();

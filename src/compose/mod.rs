@@ -254,7 +254,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ComposeError> {
     let disabled = if opts.interpolate {
         select_services(&mut doc, &profiles, &opts.services)?
     } else {
-        Map::new()
+        Map::default()
     };
     // Compose decodes every service before applying profiles, so a bad value in a disabled
     // one is still an error.
@@ -471,7 +471,7 @@ fn load_model(
             acc = Some(merge::merge_project(base, doc)?);
         }
     }
-    let mut doc = acc.unwrap_or_else(|| Node::map(Map::new(), Pos::default()));
+    let mut doc = acc.unwrap_or_else(|| Node::map(Map::default(), Pos::default()));
     doc = canonical::set_defaults(doc)?;
     if resolve {
         paths::Resolver {
@@ -626,7 +626,7 @@ fn resolve_extends(
                 .map_or_else(|| file_dir.to_path_buf(), Path::to_path_buf);
             // Parse/interpolate/validate/canonicalize the other file, but resolve only the
             // chain we need (its other services may extend things we never use).
-            let mut other = Node::map(Map::new(), Pos::default());
+            let mut other = Node::map(Map::default(), Pos::default());
             for d in yaml::parse(&src, &other_label)? {
                 if d.is_null() {
                     continue;
@@ -760,7 +760,7 @@ fn import_resources(doc: &mut Node, imported: Node, pos: &Pos) -> Result<(), Com
             .as_map_mut()
             .map(|m| {
                 m.entry(section.clone())
-                    .or_insert_with(|| Node::map(Map::new(), doc_pos))
+                    .or_insert_with(|| Node::map(Map::default(), doc_pos))
             })
             .and_then(Node::as_map_mut);
         let Some(target) = target else { continue };
@@ -819,7 +819,7 @@ fn select_services(
         if let Some(t) = targets.first() {
             return Err(ComposeError::NoSuchService(t.clone()));
         }
-        return Ok(Map::new());
+        return Ok(Map::default());
     };
     let keep: IndexSet<String> = if targets.is_empty() {
         services
@@ -842,7 +842,7 @@ fn select_services(
         }
         graph::ServiceGraph::from_services(services).with_dependencies(targets)
     };
-    let mut disabled = Map::new();
+    let mut disabled = Map::default();
     for (name, svc) in std::mem::take(services) {
         if keep.contains(&name) {
             services.insert(name, svc);

@@ -13,9 +13,9 @@ fn section_mut<'a>(doc: &'a mut Node, key: &str) -> Option<&'a mut Map> {
     let entry = doc
         .as_map_mut()?
         .entry(key.to_string())
-        .or_insert_with(|| Node::map(Map::new(), pos));
+        .or_insert_with(|| Node::map(Map::default(), pos));
     if !matches!(entry.value, Value::Map(_)) {
-        entry.value = Value::Map(Map::new());
+        entry.value = Value::Map(Map::default());
     }
     entry.as_map_mut()
 }
@@ -74,7 +74,7 @@ pub fn resolve_environment(doc: &mut Node, env: &Env) -> Result<(), ComposeError
         let pos = svc.pos.clone();
         let Some(m) = svc.as_map_mut() else { continue };
 
-        let mut from_env_files = Map::new();
+        let mut from_env_files = Map::default();
         if let Some(files) = m.shift_remove("env_file") {
             for f in files.as_seq().into_iter().flatten() {
                 let Some(path) = f.get("path").and_then(Node::as_str) else {
@@ -104,7 +104,7 @@ pub fn resolve_environment(doc: &mut Node, env: &Env) -> Result<(), ComposeError
             }
         }
 
-        let mut from_label_files = Map::new();
+        let mut from_label_files = Map::default();
         if let Some(files) = m.shift_remove("label_file") {
             for f in files.as_seq().into_iter().flatten() {
                 let Some(path) = f.as_str() else { continue };
@@ -139,7 +139,7 @@ pub fn resolve_environment(doc: &mut Node, env: &Env) -> Result<(), ComposeError
 }
 
 fn dependency(pos: &Pos, restart: bool) -> Node {
-    let mut m = Map::new();
+    let mut m = Map::default();
     m.insert(
         "condition".into(),
         Node::str("service_started", pos.clone()),
@@ -191,7 +191,7 @@ pub fn implicit_dependencies(doc: &mut Node) {
         let pos = implied[0].2.clone();
         let deps = m
             .entry("depends_on".to_string())
-            .or_insert_with(|| Node::map(Map::new(), pos));
+            .or_insert_with(|| Node::map(Map::default(), pos));
         if let Some(d) = deps.as_map_mut() {
             for (name, restart, pos) in implied {
                 d.entry(name).or_insert_with(|| dependency(&pos, restart));
@@ -221,7 +221,7 @@ pub fn service_defaults(doc: &mut Node) {
                 .and_then(Node::as_map)
                 .is_some_and(|n| !n.is_empty());
             if !has_networks && !m.contains_key("network_mode") {
-                let mut nets = Map::new();
+                let mut nets = Map::default();
                 nets.insert("default".into(), Node::new(Value::Null, pos.clone()));
                 m.insert("networks".into(), Node::map(nets, pos));
             }
@@ -238,7 +238,7 @@ pub fn service_defaults(doc: &mut Node) {
         if let Some(networks) = section_mut(doc, "networks") {
             networks
                 .entry("default".to_string())
-                .or_insert_with(|| Node::map(Map::new(), pos));
+                .or_insert_with(|| Node::map(Map::default(), pos));
         }
     }
 }
@@ -251,7 +251,7 @@ pub fn resource_names(doc: &mut Node, project: &str) {
         };
         for (key, item) in items.iter_mut() {
             if item.is_null() {
-                item.value = Value::Map(Map::new());
+                item.value = Value::Map(Map::default());
             }
             let pos = item.pos.clone();
             let Some(m) = item.as_map_mut() else { continue };

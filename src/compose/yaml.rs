@@ -57,7 +57,9 @@ pub enum Tag {
     Override,
 }
 
-pub type Map = IndexMap<String, Node>;
+/// Keys hash with foldhash: SipHash's DoS resistance buys nothing for a file the user wrote, and
+/// hashing every key of every mapping showed in profiles.
+pub type Map = IndexMap<String, Node, foldhash::fast::FixedState>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -392,7 +394,7 @@ impl Builder<'_> {
     }
 
     fn mapping(&mut self, pos: Pos, tag: Option<Tag>) -> Result<Node, YamlError> {
-        let mut map = Map::new();
+        let mut map = Map::default();
         let mut merges: Vec<Node> = Vec::new();
         loop {
             let (ev, m) = self.next()?;
