@@ -232,13 +232,6 @@ fn rule_for(path: &[String]) -> Option<Rule> {
         .map(|(_, r)| *r)
 }
 
-fn indexer_for(path: &[String]) -> Option<Indexer> {
-    unique()
-        .iter()
-        .find(|(p, _)| matches(path, p))
-        .map(|(_, i)| *i)
-}
-
 fn child(path: &[String], key: &str) -> Vec<String> {
     let mut p = path.to_vec();
     p.push(key.to_string());
@@ -665,64 +658,139 @@ fn merge_ipam(base: Vec<Node>, over: Vec<Node>, path: &[String]) -> Result<Vec<N
 /// later copy is identical, so which one stays does not matter) gives the schema the same
 /// view; entries that differ but share a key are collapsed later by [`enforce_unicity`].
 pub fn drop_exact_duplicates(doc: &mut Node) {
-    fn walk(node: &mut Node, path: &mut Vec<String>) {
-        match &mut node.value {
-            Value::Map(m) => {
-                for (k, v) in m.iter_mut() {
-                    path.push(k.clone());
-                    if unique().iter().any(|(p, _)| is_prefix(path, p)) {
-                        walk(v, path);
-                    }
-                    path.pop();
-                }
+    let all: Vec<usize> = (0..unique().len()).collect();
+    let mut path = Vec::new();
+    // Infallible: the closure never fails.
+    let _ = walk_keyed_lists(doc, &mut path, &all, &mut |items, _, _| {
+        // Bucketed by a position-blind hash, then compared exactly: no text rendering.
+        let mut seen: HashMap<u64, Vec<usize>> = HashMap::with_capacity(items.len());
+        let mut keep: Vec<Node> = Vec::with_capacity(items.len());
+        for item in std::mem::take(items) {
+            let h = value_hash(&item);
+            let bucket = seen.entry(h).or_default();
+            if bucket.iter().any(|&j| same_value(&keep[j], &item)) {
+                continue;
             }
-            Value::Seq(items) if indexer_for(path).is_some() => {
-                let mut seen = std::collections::HashSet::new();
-                items.retain(|item| seen.insert(item.to_json().to_string()));
-            }
-            _ => {}
+            bucket.push(keep.len());
+            keep.push(item);
         }
-    }
-    walk(doc, &mut Vec::new());
+        *items = keep;
+        Ok(())
+    });
 }
 
-fn enforce_unicity_at(node: &mut Node, path: &mut Vec<String>) -> Result<(), MergeError> {
+/// Structural equality that ignores positions and merge tags (what the schema sees).
+fn same_value(a: &Node, b: &Node) -> bool {
+    match (&a.value, &b.value) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        (Value::Str(x), Value::Str(y)) => x == y,
+        (Value::Seq(x), Value::Seq(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_value(p, q))
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((k1, v1), (k2, v2))| k1 == k2 && same_value(v1, v2))
+        }
+        _ => false,
+    }
+}
+
+fn value_hash(n: &Node) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    fn feed(n: &Node, h: &mut impl Hasher) {
+        match &n.value {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Int(i) => (2u8, i).hash(h),
+            Value::Float(f) => (3u8, f.to_bits()).hash(h),
+            Value::Str(s) => (4u8, s).hash(h),
+            Value::Seq(items) => {
+                (5u8, items.len()).hash(h);
+                items.iter().for_each(|i| feed(i, h));
+            }
+            Value::Map(m) => {
+                (6u8, m.len()).hash(h);
+                for (k, v) in m {
+                    k.hash(h);
+                    feed(v, h);
+                }
+            }
+        }
+    }
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
+    feed(n, &mut h);
+    h.finish()
+}
+
+/// Calls `f` on every list a uniqueness rule names. `cands` are the rules whose pattern
+/// still matches `path`; narrowing them per key keeps this walk from comparing every key of
+/// the document against the whole table.
+fn walk_keyed_lists(
+    node: &mut Node,
+    path: &mut Vec<String>,
+    cands: &[usize],
+    f: &mut impl FnMut(&mut Vec<Node>, Indexer, &[String]) -> Result<(), MergeError>,
+) -> Result<(), MergeError> {
+    let table = unique();
     match &mut node.value {
         Value::Map(m) => {
+            let depth = path.len();
+            let mut next: Vec<usize> = Vec::with_capacity(cands.len());
             for (k, v) in m.iter_mut() {
+                next.clear();
+                next.extend(
+                    cands
+                        .iter()
+                        .copied()
+                        .filter(|&c| table[c].0.get(depth).is_some_and(|p| *p == "*" || p == k)),
+                );
+                if next.is_empty() {
+                    continue;
+                }
                 path.push(k.clone());
-                // Only walk where a uniqueness rule can still apply: this runs over every
-                // file, and most of a document (extensions, scalars) has no rule below it.
-                let r = if unique().iter().any(|(p, _)| is_prefix(path, p)) {
-                    enforce_unicity_at(v, path)
-                } else {
-                    Ok(())
-                };
+                let r = walk_keyed_lists(v, path, &next, f);
                 path.pop();
                 r?;
             }
         }
         Value::Seq(items) => {
             // Compose does not look inside list items, only at the lists it knows.
-            if let Some(indexer) = indexer_for(path) {
-                let mut out: Vec<Node> = Vec::with_capacity(items.len());
-                let mut seen: HashMap<String, usize> = HashMap::new();
-                for (i, item) in std::mem::take(items).into_iter().enumerate() {
-                    let key = entry_key(indexer, &item, path, i)?;
-                    match seen.get(&key) {
-                        Some(&j) => out[j] = item,
-                        None => {
-                            seen.insert(key, out.len());
-                            out.push(item);
-                        }
-                    }
-                }
-                *items = out;
+            let here = cands.iter().find(|&&c| table[c].0.len() == path.len());
+            if let Some(&c) = here {
+                f(items, table[c].1, path)?;
             }
         }
         _ => {}
     }
     Ok(())
+}
+
+fn enforce_unicity_at(node: &mut Node, path: &mut Vec<String>) -> Result<(), MergeError> {
+    let table = unique();
+    let cands: Vec<usize> = (0..table.len())
+        .filter(|&c| is_prefix(path, &table[c].0))
+        .collect();
+    walk_keyed_lists(node, path, &cands, &mut |items, indexer, path| {
+        let mut out: Vec<Node> = Vec::with_capacity(items.len());
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(items.len());
+        for (i, item) in std::mem::take(items).into_iter().enumerate() {
+            let key = entry_key(indexer, &item, path, i)?;
+            match seen.get(&key) {
+                Some(&j) => out[j] = item,
+                None => {
+                    seen.insert(key, out.len());
+                    out.push(item);
+                }
+            }
+        }
+        *items = out;
+        Ok(())
+    })
 }
 
 fn entry_key(
