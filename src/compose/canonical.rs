@@ -52,7 +52,7 @@ pub fn canonicalize_with_warnings(doc: Node) -> Result<(Node, Vec<String>)> {
         for (key, value) in top.iter_mut() {
             let node = std::mem::replace(value, placeholder());
             *value = match key.as_str() {
-                "services" => each_entry(node, "services", service)?,
+                "services" => each_service(node)?,
                 "networks" | "volumes" | "secrets" | "configs" => {
                     each_entry(node, key, |n, p| resource(n, p, &mut warnings))?
                 }
@@ -136,6 +136,25 @@ fn each_entry(
                 let child = std::mem::replace(v, placeholder());
                 *v = rewrite(child, |c| f(c, &format!("{path}.{k}")))?;
             }
+        }
+        Ok(node)
+    })
+}
+
+/// [`service`] on every service, spread across threads for large projects.
+fn each_service(node: Node) -> Result<Node> {
+    let lenient = LENIENT.with(|l| l.get());
+    rewrite(node, |mut node| {
+        if let Value::Map(m) = &mut node.value {
+            super::par::try_each_entry(m, |k, v| {
+                // The mode is per thread; workers take the caller's.
+                let before = LENIENT.with(|l| l.replace(lenient));
+                let child = std::mem::replace(v, placeholder());
+                let r = rewrite(child, |c| service(c, &format!("services.{k}")));
+                LENIENT.with(|l| l.set(before));
+                *v = r?;
+                Ok(())
+            })?;
         }
         Ok(node)
     })

@@ -974,6 +974,27 @@ fn json_value(out: &mut String, v: &Value, depth: usize) {
             json_indent(out, depth);
             out.push(']');
         }
+        Value::Object(m) if depth <= 1 && super::par::worth_it(m.len()) => {
+            // A large top-level section (services): entries render in parallel, in order.
+            let entries: Vec<(&String, &Value)> = m.iter().collect();
+            let parts = super::par::map_in_order(&entries, |(k, item)| {
+                let mut part = String::new();
+                json_indent(&mut part, depth + 1);
+                json_string(&mut part, k);
+                part.push_str(": ");
+                json_value(&mut part, item, depth + 1);
+                part
+            });
+            out.push('{');
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(part);
+            }
+            json_indent(out, depth);
+            out.push('}');
+        }
         Value::Object(m) => {
             out.push('{');
             for (i, (k, item)) in m.iter().enumerate() {
@@ -1022,21 +1043,30 @@ fn json_number(n: &Number) -> String {
 /// Go's string encoding with HTML escaping, as `json.MarshalIndent` does.
 fn json_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0C}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{00}'..='\u{1F}' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
-            }
-            _ => out.push(c),
+    // Copy runs of plain characters at once; only the escapes go char by char.
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let esc: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            '\u{08}' => Some("\\b"),
+            '\u{0C}' => Some("\\f"),
+            '<' | '>' | '&' | '\u{00}'..='\u{1F}' | '\u{2028}' | '\u{2029}' => Some(""),
+            _ => None,
+        };
+        let Some(esc) = esc else { continue };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push_str(esc);
         }
+        start = i + c.len_utf8();
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 

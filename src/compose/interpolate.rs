@@ -83,7 +83,7 @@ pub fn missing_warning(name: &str) -> String {
 /// paths where Compose expects numbers or booleans. `node` is the whole Compose document.
 pub fn interpolate_tree(
     node: &mut Node,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &(dyn Fn(&str) -> Option<String> + Sync),
     missing: &mut Vec<String>,
 ) -> Result<(), InterpolateError> {
     let mut warnings = Vec::new();
@@ -94,11 +94,10 @@ pub fn interpolate_tree(
 /// `yes`/`on`/`n`/…, which YAML 1.2 does not accept), as ready-to-print messages.
 pub fn interpolate_tree_with_warnings(
     node: &mut Node,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &(dyn Fn(&str) -> Option<String> + Sync),
     missing: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) -> Result<(), InterpolateError> {
-    let mut path = Vec::new();
     let mut w = Walker {
         lookup,
         missing,
@@ -108,54 +107,106 @@ pub fn interpolate_tree_with_warnings(
         // compose-go starts paths at the top-level keys: a bare string document has no path.
         Value::Map(m) => {
             for (k, child) in m.iter_mut() {
-                path.push(k.clone());
-                w.walk(child, &mut path)?;
-                path.pop();
+                match &mut child.value {
+                    Value::Map(services)
+                        if k == "services" && super::par::worth_it(services.len()) =>
+                    {
+                        w.services_in_parallel(services)?;
+                    }
+                    _ => w.walk(child, &mut vec![k.as_str()])?,
+                }
             }
             Ok(())
         }
-        _ => w.walk(node, &mut path),
+        _ => w.walk(node, &mut Vec::new()),
     }
 }
 
 struct Walker<'a, 'b> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
+    lookup: &'a (dyn Fn(&str) -> Option<String> + Sync),
     missing: &'b mut Vec<String>,
     warnings: &'b mut Vec<String>,
 }
 
 impl Walker<'_, '_> {
-    fn walk(&mut self, node: &mut Node, path: &mut Vec<String>) -> Result<(), InterpolateError> {
-        match &mut node.value {
-            Value::Str(s) => {
-                let out = if s.contains('$') {
-                    substitute(s, self.lookup, self.missing).map_err(|e| InterpolateError::At {
-                        pos: node.pos.clone(),
-                        path: path.join("."),
-                        source: Box::new(e),
-                    })?
-                } else {
-                    std::mem::take(s)
+    /// Each service on its own walker; the warnings are then gathered in service order, as
+    /// one walk would have produced them.
+    fn services_in_parallel(
+        &mut self,
+        services: &mut super::yaml::Map,
+    ) -> Result<(), InterpolateError> {
+        let lookup = self.lookup;
+        let mut entries: Vec<(&String, &mut Node, Vec<String>, Vec<String>)> = services
+            .iter_mut()
+            .map(|(k, v)| (k, v, Vec::new(), Vec::new()))
+            .collect();
+        use rayon::prelude::*;
+        let first_err = entries
+            .par_iter_mut()
+            .enumerate()
+            .filter_map(|(i, (k, v, missing, warnings))| {
+                let mut w = Walker {
+                    lookup,
+                    missing,
+                    warnings,
                 };
-                match cast_for(path) {
-                    None => *s = out,
-                    Some(cast) => {
-                        let joined = path.join(".");
-                        node.value = apply_cast(cast, &out, self.warnings).map_err(|detail| {
-                            InterpolateError::Cast {
-                                pos: node.pos.clone(),
-                                path: joined,
-                                value: out.clone(),
-                                detail,
-                            }
-                        })?;
+                w.walk(v, &mut vec!["services", k.as_str()])
+                    .err()
+                    .map(|e| (i, e))
+            })
+            .min_by_key(|(i, _)| *i);
+        if let Some((_, e)) = first_err {
+            return Err(e);
+        }
+        for (_, _, missing, warnings) in entries {
+            self.missing.extend(missing);
+            self.warnings.extend(warnings);
+        }
+        Ok(())
+    }
+
+    fn walk_str(&mut self, node: &mut Node, path: &[&str]) -> Result<(), InterpolateError> {
+        let Value::Str(s) = &mut node.value else {
+            return Ok(());
+        };
+        let out = if s.contains('$') {
+            substitute(s, self.lookup, self.missing).map_err(|e| InterpolateError::At {
+                pos: node.pos.clone(),
+                path: path.join("."),
+                source: Box::new(e),
+            })?
+        } else {
+            std::mem::take(s)
+        };
+        match cast_for(path) {
+            None => *s = out,
+            Some(cast) => {
+                let joined = path.join(".");
+                node.value = apply_cast(cast, &out, self.warnings).map_err(|detail| {
+                    InterpolateError::Cast {
+                        pos: node.pos.clone(),
+                        path: joined,
+                        value: out.clone(),
+                        detail,
                     }
-                }
-                Ok(())
+                })?;
             }
+        }
+        Ok(())
+    }
+
+    fn walk<'n>(
+        &mut self,
+        node: &'n mut Node,
+        path: &mut Vec<&'n str>,
+    ) -> Result<(), InterpolateError> {
+        if matches!(node.value, Value::Str(_)) {
+            return self.walk_str(node, path);
+        }
+        match &mut node.value {
             Value::Map(m) => {
                 for (k, child) in m.iter_mut() {
-                    path.push(k.clone());
+                    path.push(k.as_str());
                     let r = self.walk(child, path);
                     path.pop();
                     r?;
@@ -164,14 +215,14 @@ impl Walker<'_, '_> {
             }
             Value::Seq(items) => {
                 for child in items.iter_mut() {
-                    path.push("[]".to_string());
+                    path.push("[]");
                     let r = self.walk(child, path);
                     path.pop();
                     r?;
                 }
                 Ok(())
             }
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => Ok(()),
+            _ => Ok(()),
         }
     }
 }
@@ -490,7 +541,7 @@ const CASTS: &[(&str, Cast)] = &[
 
 /// compose-go compares paths part by part after splitting on `.`, so a key that itself
 /// contains a dot (a service named `a.b`) shifts the parts and defeats the cast; kept as is.
-fn cast_for(path: &[String]) -> Option<Cast> {
+fn cast_for<S: AsRef<str>>(path: &[S]) -> Option<Cast> {
     // Split once: this runs for every string in every file.
     static PATTERNS: std::sync::OnceLock<Vec<(Vec<&'static str>, Cast)>> =
         std::sync::OnceLock::new();
@@ -501,7 +552,7 @@ fn cast_for(path: &[String]) -> Option<Cast> {
             .collect()
     });
     // Path elements may themselves hold dots; compare part by part as compose-go does.
-    let parts = path.iter().flat_map(|p| p.split('.'));
+    let parts = path.iter().flat_map(|p| p.as_ref().split('.'));
     let len = parts.clone().count();
     patterns.iter().find_map(|(pat, cast)| {
         let hit = pat.len() == len

@@ -16,6 +16,7 @@ pub mod interpolate;
 pub mod merge;
 pub mod model;
 pub mod normalize;
+mod par;
 pub mod paths;
 pub mod schema;
 pub mod validate;
@@ -328,7 +329,7 @@ fn doc_pos(files: &[PathBuf]) -> Pos {
 /// Deserialize the normalized document into the typed model, errors pointing at the field.
 fn to_model(doc: &Node) -> Result<Project, ComposeError> {
     // Fast path straight from the tree; only on failure pay for path tracking to say where.
-    if let Ok(project) = Project::deserialize(doc) {
+    if let Some(project) = model_fast(doc) {
         return check_keys(doc, project);
     }
     let json = doc.to_json();
@@ -356,6 +357,35 @@ fn to_model(doc: &Node) -> Result<Project, ComposeError> {
         }
     })?;
     check_keys(doc, project)
+}
+
+/// The typed project without error paths; a large project's services are deserialized in
+/// parallel, everything else in one go.
+fn model_fast(doc: &Node) -> Option<Project> {
+    let services = match doc.as_map().and_then(|top| top.get("services")) {
+        Some(Node {
+            value: Value::Map(s),
+            ..
+        }) if par::worth_it(s.len()) => s,
+        _ => return Project::deserialize(doc).ok(),
+    };
+    let rest: Map = doc
+        .as_map()?
+        .iter()
+        .filter(|(k, _)| k.as_str() != "services")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut project = Project::deserialize(&Node::map(rest, doc.pos.clone())).ok()?;
+    let entries: Vec<(&String, &Node)> = services.iter().collect();
+    let parsed = par::map_in_order(&entries, |(_, n)| {
+        Option::<model::ServiceConfig>::deserialize(*n)
+            .ok()
+            .map(Option::unwrap_or_default)
+    });
+    for ((name, _), svc) in entries.into_iter().zip(parsed) {
+        project.services.insert(name.clone(), svc?);
+    }
+    Some(project)
 }
 
 /// The schema already refuses unknown keys; what it allows, the model must hold (the

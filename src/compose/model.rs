@@ -2347,10 +2347,18 @@ pub fn to_config_json(p: &Project) -> Value {
     let _guard = FlavourGuard::set(Flavour::Json);
     let mut top: BTreeMap<String, Value> = BTreeMap::new();
     top.insert("name".into(), Value::String(p.name.clone()));
-    top.insert(
-        "services".into(),
-        serde_json::to_value(&p.services).unwrap_or_default(),
-    );
+    // Services serialize in parallel; the flavour is per thread, so each worker sets it.
+    let entries: Vec<(&String, &ServiceConfig)> = p.services.iter().collect();
+    let values = super::par::map_in_order(&entries, |(_, svc)| {
+        let _guard = FlavourGuard::set(Flavour::Json);
+        serde_json::to_value(svc).unwrap_or_default()
+    });
+    let services: serde_json::Map<String, Value> = entries
+        .iter()
+        .map(|(k, _)| (*k).clone())
+        .zip(values)
+        .collect();
+    top.insert("services".into(), Value::Object(services));
     let mut section = |key: &str, v: Value, empty: bool| {
         if !empty {
             top.insert(key.into(), v);
