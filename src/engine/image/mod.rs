@@ -3,4 +3,5 @@
 //! are separate pieces with narrow interfaces, everything keyed by digest, writes staged in
 //! `ingest/` and committed by rename.
 
+pub mod content;
 pub mod digest;
