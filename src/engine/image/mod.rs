@@ -5,3 +5,5 @@
 
 pub mod content;
 pub mod digest;
+pub mod imagespec;
+pub mod store;
