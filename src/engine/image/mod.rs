@@ -7,3 +7,5 @@ pub mod content;
 pub mod digest;
 pub mod imagespec;
 pub mod store;
+#[doc(hidden)]
+pub mod testkit;
