@@ -3,6 +3,7 @@
 //! are separate pieces with narrow interfaces, everything keyed by digest, writes staged in
 //! `ingest/` and committed by rename.
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod imagespec;

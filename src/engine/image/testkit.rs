@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
+use super::archive::split_tag;
 use super::digest::Digest;
 use super::imagespec::{self, media, Compression, Descriptor, Index, Manifest, Platform};
 
@@ -562,15 +563,6 @@ fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_else(|e| panic!("testkit: cannot serialize JSON: {e}"))
 }
 
-/// Splits `name:tag` (the tag is after the last `:` that follows the last `/`).
-fn split_tag(name: &str) -> (&str, &str) {
-    let slash = name.rfind('/').map_or(0, |i| i + 1);
-    match name[slash..].rfind(':') {
-        Some(i) => (&name[..slash + i], &name[slash + i + 1..]),
-        None => (name, "latest"),
-    }
-}
-
 fn oci_layout_files(images: &[ImageParts]) -> Vec<(String, Vec<u8>)> {
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut index = Index {
@@ -773,15 +765,5 @@ mod tests {
             .join("blobs/sha256")
             .join(p.layers[0].digest.hex())
             .is_file());
-    }
-
-    #[test]
-    fn split_tag_handles_registry_ports() {
-        assert_eq!(split_tag("busybox:1"), ("busybox", "1"));
-        assert_eq!(
-            split_tag("localhost:5000/x"),
-            ("localhost:5000/x", "latest")
-        );
-        assert_eq!(split_tag("localhost:5000/x:y"), ("localhost:5000/x", "y"));
     }
 }
