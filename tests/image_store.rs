@@ -45,7 +45,7 @@ fn record(r: &Root, loaded: &LoadedImage, tags: &[&str]) -> ImageRecord {
 
 fn writer(store: &ContentStore, d: &Digest, size: u64) -> IngestWriter {
     match store.ingest(d, Some(size)).unwrap() {
-        Ingest::Writer(w) => w,
+        Ingest::Writer(w) => *w,
         Ingest::AlreadyPresent(_) => panic!("{d} unexpectedly present"),
     }
 }

@@ -231,7 +231,7 @@ pub enum Ingest {
     AlreadyPresent(Digest),
     /// We hold the exclusive lock for this digest: send the bytes from
     /// [`IngestWriter::offset`] on, then [`IngestWriter::commit`].
-    Writer(IngestWriter),
+    Writer(Box<IngestWriter>),
 }
 
 impl std::fmt::Debug for Ingest {
@@ -283,7 +283,7 @@ impl ContentStore {
             file.set_len(0).map_err(io_err("truncate", &partial_path))?;
             hasher = Hasher::new();
         }
-        Ok(Ingest::Writer(IngestWriter {
+        Ok(Ingest::Writer(Box::new(IngestWriter {
             expected: expected.clone(),
             expected_size,
             offset: hasher.len(),
@@ -295,7 +295,7 @@ impl ContentStore {
             blobs_dir: self.blobs.clone(),
             _lock: lock,
             done: false,
-        }))
+        })))
     }
 
     /// [`ingest`](Self::ingest) on a blocking thread: the flock wait and the re-hash of a
@@ -700,7 +700,7 @@ mod tests {
 
     fn writer(store: &ContentStore, d: &Digest, size: Option<u64>) -> IngestWriter {
         match store.ingest(d, size).unwrap() {
-            Ingest::Writer(w) => w,
+            Ingest::Writer(w) => *w,
             other => panic!("expected a writer, got {other:?}"),
         }
     }
