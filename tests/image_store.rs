@@ -381,3 +381,94 @@ fn a_killed_ingest_leaves_the_store_consistent() {
     w.commit().unwrap();
     r.content.verify(&d).unwrap();
 }
+
+/// Peer comparison: skopeo (containers/image) must read what testkit and `save` write, and
+/// what skopeo writes must load here. Skipped when skopeo is not installed.
+#[test]
+fn skopeo_agrees_on_the_archive_formats() {
+    if Command::new("skopeo").arg("--version").output().is_err() {
+        eprintln!("skopeo not installed; skipping");
+        return;
+    }
+    let r = root();
+    let dir = r.dir.path();
+    let img = TestImage::busybox()
+        .tag("docker.io/library/busybox:latest")
+        .extra_layer(&[("hello", b"hi", 0o644)]);
+    let parts = img.parts();
+    let skopeo = |args: &[&str]| {
+        let out = Command::new("skopeo")
+            .args(["--insecure-policy", "--override-os", "linux"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let config_of = |json: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v["config"]["digest"].as_str().unwrap().to_string()
+    };
+
+    // testkit's outputs.
+    let oci = dir.join("oci.tar");
+    std::fs::write(&oci, img.oci_layout_tar()).unwrap();
+    let docker = dir.join("docker.tar");
+    std::fs::write(&docker, img.docker_archive_tar()).unwrap();
+    let m = skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", oci.display()),
+    ]);
+    assert_eq!(Digest::of(m.as_bytes()), parts.manifest_digest);
+    let m = skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("docker-archive:{}", docker.display()),
+    ]);
+    assert_eq!(config_of(&m), parts.config_digest.to_string());
+
+    // save's output, read as a docker-archive.
+    let loaded = archive::load(img.oci_layout_tar().as_slice(), &r.content).unwrap();
+    let rec = record(&r, &loaded[0], &["docker.io/library/busybox:latest"]);
+    let saved = dir.join("saved.tar");
+    std::fs::write(
+        &saved,
+        archive::save(Vec::new(), &r.content, &[rec.clone()]).unwrap(),
+    )
+    .unwrap();
+    let m = skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("docker-archive:{}", saved.display()),
+    ]);
+    assert_eq!(config_of(&m), rec.id.to_string());
+
+    // skopeo's own docker-archive and OCI archive load here with the same image id.
+    for (dest, name) in [
+        (
+            format!("docker-archive:{}/s1.tar:busybox:latest", dir.display()),
+            "s1.tar",
+        ),
+        (
+            format!("oci-archive:{}/s2.tar:busybox:latest", dir.display()),
+            "s2.tar",
+        ),
+    ] {
+        skopeo(&[
+            "copy",
+            "--quiet",
+            &format!("oci-archive:{}", oci.display()),
+            &dest,
+        ]);
+        let r2 = root();
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let back = archive::load(bytes.as_slice(), &r2.content).unwrap();
+        assert_eq!(back[0].config_digest, rec.id, "{name}");
+        assert!(!back[0].repo_tags.is_empty(), "{name}: {:?}", back[0]);
+    }
+}
