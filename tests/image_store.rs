@@ -472,3 +472,56 @@ fn skopeo_agrees_on_the_archive_formats() {
         assert!(!back[0].repo_tags.is_empty(), "{name}: {:?}", back[0]);
     }
 }
+
+/// Timings for the report: `cargo test --test image_store measure -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_throughput() {
+    let r = root();
+    let mb = |n: usize| n as f64 / (1 << 20) as f64;
+    // Ingest: 256 MiB through the verified, fsynced path.
+    let data = pattern(256 << 20);
+    let d = Digest::of(&data);
+    let t = Instant::now();
+    let mut w = writer(&r.content, &d, data.len() as u64);
+    for c in data.chunks(1 << 20) {
+        w.write_all(c).unwrap();
+    }
+    w.commit().unwrap();
+    let s = t.elapsed().as_secs_f64();
+    eprintln!("ingest 256 MiB: {s:.2} s ({:.0} MiB/s)", mb(data.len()) / s);
+    // A 128 MiB layer: docker-archive (uncompressed) and OCI layout (gzip).
+    let big: Vec<u8> = (0..(128usize << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let img =
+        TestImage::busybox().layer_tar(testkit::layer_tar_from_files(&[("big.bin", &big, 0o644)]));
+    for (kind, tar) in [
+        ("docker-archive", img.docker_archive_tar()),
+        ("OCI layout, gzip layers", img.oci_layout_tar()),
+    ] {
+        let r2 = root();
+        let t = Instant::now();
+        let loaded = archive::load(tar.as_slice(), &r2.content).unwrap();
+        let s = t.elapsed().as_secs_f64();
+        eprintln!(
+            "load {kind}, {:.0} MiB archive: {s:.2} s ({:.0} MiB/s)",
+            mb(tar.len()),
+            mb(tar.len()) / s
+        );
+        let rec = record(&r2, &loaded[0], &["x:1"]);
+        let t = Instant::now();
+        let out = archive::save(std::io::sink(), &r2.content, &[rec]);
+        out.unwrap();
+        eprintln!("save it again: {:.2} s", t.elapsed().as_secs_f64());
+    }
+    let t = Instant::now();
+    let small = TestImage::busybox().docker_archive_tar();
+    let r3 = root();
+    archive::load(small.as_slice(), &r3.content).unwrap();
+    eprintln!(
+        "load busybox docker-archive ({:.1} MiB): {:.1} ms",
+        mb(small.len()),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+}

@@ -596,17 +596,20 @@ impl Spool<'_> {
         Ok(out)
     }
 
-    /// The image manifests index.json lists directly, by config digest.
+    /// The manifests index.json leads to (for this platform), by config digest. Only used to
+    /// keep an image's original manifest, so anything unusable is skipped: the manifest is
+    /// then synthesized from manifest.json instead.
     fn index_manifests(&self) -> Result<HashMap<Digest, IndexedManifest>, ArchiveError> {
         let index: Index = parse_json("index.json", &self.metadata["index.json"])?;
         let mut out = HashMap::new();
-        for desc in index
-            .manifests
-            .iter()
-            .filter(|d| media::is_manifest(&d.media_type))
-        {
-            self.require_blob("index.json", &desc.digest)?;
-            let (m, media_type) = self.read_manifest(desc)?;
+        for top in &index.manifests {
+            let found = self.pick_manifest("index.json", top, 0).and_then(|desc| {
+                self.require_blob("index.json", &desc.digest)?;
+                Ok((self.read_manifest(&desc)?, desc))
+            });
+            let Ok(((m, media_type), desc)) = found else {
+                continue;
+            };
             out.insert(
                 m.config.digest.clone(),
                 IndexedManifest {
@@ -1133,6 +1136,59 @@ mod tests {
         let tar = b.into_inner().unwrap();
         let l = load(tar.as_slice(), &s).unwrap();
         assert_eq!(l[0].layers[0].diff_id, layer.diff_id);
+    }
+
+    #[test]
+    fn docker_archive_with_a_per_image_index_keeps_the_manifest() {
+        // Docker with containerd's image store: index.json → image index → manifest, and
+        // manifest.json pointing into blobs/.
+        let (_d, s) = store();
+        let p = small_image().parts();
+        let mut files: Vec<(String, Vec<u8>)> = p
+            .blobs()
+            .into_iter()
+            .map(|(d, data)| (format!("blobs/sha256/{}", d.hex()), data.to_vec()))
+            .collect();
+        let mut md = p.manifest_descriptor();
+        md.platform = Some(Platform::host());
+        let inner = serde_json::to_vec(&Index {
+            schema_version: 2,
+            media_type: Some(media::OCI_INDEX.into()),
+            manifests: vec![md],
+            annotations: BTreeMap::new(),
+        })
+        .unwrap();
+        let inner_d = Digest::of(&inner);
+        files.push((format!("blobs/sha256/{}", inner_d.hex()), inner.clone()));
+        let top = Index {
+            schema_version: 2,
+            media_type: Some(media::OCI_INDEX.into()),
+            manifests: vec![Descriptor::new(
+                media::OCI_INDEX,
+                inner_d,
+                inner.len() as u64,
+            )],
+            annotations: BTreeMap::new(),
+        };
+        files.push(("index.json".into(), serde_json::to_vec(&top).unwrap()));
+        let manifest = serde_json::json!([{
+            "Config": format!("blobs/sha256/{}", p.config_digest.hex()),
+            "RepoTags": ["small:1"],
+            "Layers": p.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect::<Vec<_>>(),
+        }]);
+        files.push((
+            "manifest.json".into(),
+            serde_json::to_vec(&manifest).unwrap(),
+        ));
+        let entries: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect();
+        let l = load(raw_tar(&entries).as_slice(), &s).unwrap();
+        assert_eq!(l[0].manifest_digest, p.manifest_digest);
+        assert!(!l[0].synthesized_manifest);
+        assert_eq!(l[0].layers[0].media_type, media::OCI_LAYER_GZIP);
+        assert_eq!(l[0].repo_tags, vec!["small:1".to_string()]);
     }
 
     fn load_err(bytes: &[u8]) -> String {
