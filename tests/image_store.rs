@@ -438,7 +438,7 @@ fn skopeo_agrees_on_the_archive_formats() {
     let saved = dir.join("saved.tar");
     std::fs::write(
         &saved,
-        archive::save(Vec::new(), &r.content, &[rec.clone()]).unwrap(),
+        archive::save(Vec::new(), &r.content, std::slice::from_ref(&rec)).unwrap(),
     )
     .unwrap();
     let m = skopeo(&[
