@@ -3,4 +3,10 @@
 //! are separate pieces with narrow interfaces, everything keyed by digest, writes staged in
 //! `ingest/` and committed by rename.
 
+pub mod archive;
+pub mod content;
 pub mod digest;
+pub mod imagespec;
+pub mod store;
+#[doc(hidden)]
+pub mod testkit;
