@@ -4,3 +4,4 @@
 //! `ingest/` and committed by rename.
 
 pub mod digest;
+pub mod reference;
