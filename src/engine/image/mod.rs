@@ -5,3 +5,4 @@
 
 pub mod digest;
 pub mod reference;
+pub mod registry;
