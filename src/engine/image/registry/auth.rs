@@ -475,3 +475,223 @@ fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> 
         .map_err(io)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse() {
+        let h = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/redis:pull""#;
+        assert_eq!(
+            parse_challenges(h),
+            vec![Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/redis:pull".into()),
+            }]
+        );
+        assert_eq!(
+            parse_challenges(r#"Basic realm="Registry Realm""#),
+            vec![Challenge::Basic {
+                realm: Some("Registry Realm".into())
+            }]
+        );
+        assert_eq!(
+            parse_challenges("basic"),
+            vec![Challenge::Basic { realm: None }]
+        );
+        // Several challenges, odd spacing, unquoted values, escapes, scope with commas.
+        let h = r#"Basic realm="a\"b" , Bearer realm=https://t.example/token, service = "svc", scope="repository:a:pull,push""#;
+        assert_eq!(
+            parse_challenges(h),
+            vec![
+                Challenge::Basic {
+                    realm: Some("a\"b".into())
+                },
+                Challenge::Bearer {
+                    realm: "https://t.example/token".into(),
+                    service: Some("svc".into()),
+                    scope: Some("repository:a:pull,push".into()),
+                }
+            ]
+        );
+        // Unusable ones are dropped; hostile input does not panic.
+        assert!(parse_challenges(r#"Bearer service="x""#).is_empty());
+        assert!(parse_challenges("Negotiate abc").is_empty());
+        for junk in [
+            "",
+            "=",
+            "\"",
+            "Bearer realm=\"unterminated",
+            "Bearer realm=\"é\\",
+            ",,,",
+            "Bearer =x",
+        ] {
+            let _ = parse_challenges(junk);
+        }
+        assert_eq!(
+            parse_challenges("Bearer realm=\"héllo\""),
+            vec![Challenge::Bearer {
+                realm: "héllo".into(),
+                service: None,
+                scope: None
+            }]
+        );
+    }
+
+    #[test]
+    fn token_responses() {
+        let t: TokenResponse = serde_json::from_str(r#"{"token":"a","expires_in":300}"#).unwrap();
+        assert_eq!(t.into_token(), Some(("a".into(), Duration::from_secs(300))));
+        let t: TokenResponse = serde_json::from_str(r#"{"access_token":"b"}"#).unwrap();
+        assert_eq!(t.into_token(), Some(("b".into(), Duration::from_secs(60))));
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"token":"","access_token":"c","expires_in":5}"#).unwrap();
+        assert_eq!(t.into_token(), Some(("c".into(), Duration::from_secs(60))));
+        let t: TokenResponse = serde_json::from_str(r#"{}"#).unwrap();
+        assert_eq!(t.into_token(), None);
+    }
+
+    #[test]
+    fn token_cache_expires() {
+        let c = AuthCache::default();
+        c.store("h", "s", "Bearer x".into(), Some(Duration::from_secs(300)));
+        assert_eq!(c.header("h", "s").as_deref(), Some("Bearer x"));
+        assert_eq!(c.header("h", "other"), None);
+        c.store("h", "s", "Bearer y".into(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            c.header("h", "s"),
+            None,
+            "within the slack counts as expired"
+        );
+        c.store("h", "s", "Basic z".into(), None);
+        assert_eq!(c.header("h", "s").as_deref(), Some("Basic z"));
+        c.forget_host("h");
+        assert_eq!(c.header("h", "s"), None);
+    }
+
+    #[test]
+    fn registry_keys_normalize() {
+        for k in [
+            "https://index.docker.io/v1/",
+            "index.docker.io",
+            "docker.io",
+            "registry-1.docker.io",
+            "http://registry-1.docker.io/v2/",
+        ] {
+            assert_eq!(normalize_registry_key(k), "docker.io", "{k}");
+        }
+        assert_eq!(
+            normalize_registry_key("https://localhost:5000/v2/"),
+            "localhost:5000"
+        );
+        assert_eq!(normalize_registry_key("MyReg.io"), "myreg.io");
+        assert_eq!(config_key_for("docker.io"), DOCKER_HUB_CONFIG_KEY);
+        assert_eq!(config_key_for("localhost:5000"), "localhost:5000");
+    }
+
+    #[test]
+    fn credentials_are_read_stored_and_removed_preserving_other_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.json");
+        assert_eq!(
+            lookup_credentials(&path, "x").unwrap(),
+            CredentialLookup::None
+        );
+        assert!(!remove_credentials(&path, "x").unwrap());
+        assert!(!path.exists(), "logout of nothing writes nothing");
+
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpwOnc="},
+                "old.example":{"username":"o","password":"pw"},
+                "idt.example":{"identitytoken":"tok"}},
+               "credHelpers":{"gcr.io":"gcloud"},
+               "psFormat":"table {{.ID}}","HttpHeaders":{"X":"y"}}"#,
+        )
+        .unwrap();
+        let found = |u: &str, p: &str| {
+            CredentialLookup::Found(Credentials {
+                username: u.into(),
+                password: p.into(),
+            })
+        };
+        assert_eq!(
+            lookup_credentials(&path, "registry-1.docker.io").unwrap(),
+            found("u", "p:w")
+        );
+        assert_eq!(
+            lookup_credentials(&path, "old.example").unwrap(),
+            found("o", "pw")
+        );
+        assert!(matches!(
+            lookup_credentials(&path, "gcr.io").unwrap(),
+            CredentialLookup::Unsupported(s) if s.contains("docker-credential-gcloud")
+        ));
+        assert!(matches!(
+            lookup_credentials(&path, "idt.example").unwrap(),
+            CredentialLookup::Unsupported(s) if s.contains("identity token")
+        ));
+        assert_eq!(
+            lookup_credentials(&path, "other.example").unwrap(),
+            CredentialLookup::None
+        );
+
+        let creds = Credentials {
+            username: "me".into(),
+            password: "secret".into(),
+        };
+        assert_eq!(
+            store_credentials(&path, "localhost:5000", &creds).unwrap(),
+            "localhost:5000"
+        );
+        assert_eq!(
+            lookup_credentials(&path, "localhost:5000").unwrap(),
+            found("me", "secret")
+        );
+        // Storing Docker Hub under another spelling replaces the old entry.
+        store_credentials(&path, "index.docker.io", &creds).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["psFormat"], "table {{.ID}}");
+        assert_eq!(v["HttpHeaders"]["X"], "y");
+        assert_eq!(v["credHelpers"]["gcr.io"], "gcloud");
+        assert_eq!(v["auths"]["old.example"]["username"], "o");
+        assert_eq!(
+            v["auths"]["https://index.docker.io/v1/"]["auth"],
+            "bWU6c2VjcmV0"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        assert!(remove_credentials(&path, "docker.io").unwrap());
+        assert!(!remove_credentials(&path, "docker.io").unwrap());
+        assert_eq!(
+            lookup_credentials(&path, "docker.io").unwrap(),
+            CredentialLookup::None
+        );
+        assert_eq!(
+            lookup_credentials(&path, "localhost:5000").unwrap(),
+            found("me", "secret")
+        );
+
+        // credsStore applies to every registry without a file entry.
+        std::fs::write(&path, r#"{"credsStore":"desktop"}"#).unwrap();
+        assert!(matches!(
+            lookup_credentials(&path, "x.io").unwrap(),
+            CredentialLookup::Unsupported(s) if s.contains("docker-credential-desktop")
+        ));
+        // Damaged files are reported with their path.
+        std::fs::write(&path, "{not json").unwrap();
+        let e = lookup_credentials(&path, "x").unwrap_err().to_string();
+        assert!(e.contains("config.json"), "{e}");
+        std::fs::write(&path, r#"{"auths":{"x":{"auth":"!!!"}}}"#).unwrap();
+        assert!(lookup_credentials(&path, "x").is_err());
+        std::fs::write(&path, r#"{"auths":[]}"#).unwrap();
+        assert!(store_credentials(&path, "x", &creds).is_err());
+    }
+}

@@ -359,3 +359,203 @@ pub fn available_platforms(index: &ImageIndex) -> Vec<String> {
         .map(|p| p.clone().normalized().to_string())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(seed: &str) -> Digest {
+        Digest::of(seed.as_bytes())
+    }
+
+    fn entry(os: &str, arch: &str, variant: Option<&str>, seed: &str) -> Descriptor {
+        let mut desc = Descriptor::of(OCI_MANIFEST, seed.as_bytes());
+        desc.platform = Some(Platform {
+            os: os.into(),
+            architecture: arch.into(),
+            variant: variant.map(str::to_string),
+            os_version: None,
+            os_features: vec![],
+        });
+        desc
+    }
+
+    fn index(entries: Vec<Descriptor>) -> ImageIndex {
+        ImageIndex {
+            schema_version: 2,
+            media_type: Some(OCI_INDEX.into()),
+            manifests: entries,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn platforms_normalize_like_containerd() {
+        for (input, want) in [
+            ("linux/amd64", "linux/amd64"),
+            ("linux/x86_64", "linux/amd64"),
+            ("linux/amd64/v1", "linux/amd64"),
+            ("linux/amd64/v3", "linux/amd64/v3"),
+            ("linux/aarch64", "linux/arm64/v8"),
+            ("linux/arm64", "linux/arm64/v8"),
+            ("linux/arm64/8", "linux/arm64/v8"),
+            ("linux/arm", "linux/arm/v7"),
+            ("linux/armhf", "linux/arm/v7"),
+            ("linux/armel", "linux/arm/v6"),
+            ("linux/arm/6", "linux/arm/v6"),
+            ("linux/i686", "linux/386"),
+            ("arm64", "linux/arm64/v8"),
+            ("Linux/AMD64", "linux/amd64"),
+            ("linux/riscv64", "linux/riscv64"),
+        ] {
+            assert_eq!(Platform::parse(input).unwrap().to_string(), want, "{input}");
+        }
+        for bad in ["", "linux/", "/amd64", "a/b/c/d"] {
+            assert!(Platform::parse(bad).is_err(), "{bad}");
+        }
+        let host = Platform::host();
+        assert_eq!(host.os, "linux");
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(host.to_string(), "linux/amd64");
+        }
+    }
+
+    #[test]
+    fn selection_prefers_exact_then_older_arm_and_lists_what_exists() {
+        let idx = index(vec![
+            entry("linux", "amd64", None, "amd64"),
+            entry("linux", "arm", Some("v6"), "armv6"),
+            entry("linux", "arm", Some("v7"), "armv7"),
+            entry("linux", "aarch64", None, "arm64"),
+            entry("unknown", "unknown", None, "attestation"),
+            entry("windows", "amd64", None, "win"),
+        ]);
+        let pick = |p: &str| {
+            select_platform("x", &idx, &Platform::parse(p).unwrap()).map(|e| e.digest.clone())
+        };
+        assert_eq!(pick("linux/amd64").unwrap(), d("amd64"));
+        assert_eq!(pick("linux/x86_64").unwrap(), d("amd64"));
+        assert_eq!(
+            pick("linux/arm64").unwrap(),
+            d("arm64"),
+            "aarch64 in the index normalizes"
+        );
+        assert_eq!(pick("linux/arm/v7").unwrap(), d("armv7"));
+        assert_eq!(pick("linux/arm/v6").unwrap(), d("armv6"));
+        assert_eq!(pick("windows/amd64").unwrap(), d("win"));
+        let err = pick("linux/s390x").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("linux/s390x"), "{msg}");
+        assert!(
+            msg.contains("linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8, windows/amd64"),
+            "{msg}"
+        );
+        assert!(!msg.contains("unknown"), "{msg}");
+
+        // An arm64 host without arm64 entries runs the newest 32-bit ARM one.
+        let arm_only = index(vec![
+            entry("linux", "arm", Some("v5"), "v5"),
+            entry("linux", "arm", Some("v7"), "v7"),
+        ]);
+        let p = Platform::parse("linux/arm64").unwrap();
+        assert_eq!(select_platform("x", &arm_only, &p).unwrap().digest, d("v7"));
+        // arm/v7 does not run arm64, and v6 does not run v7.
+        let p = Platform::parse("linux/arm/v6").unwrap();
+        assert_eq!(select_platform("x", &arm_only, &p).unwrap().digest, d("v5"));
+        let only64 = index(vec![entry("linux", "arm64", None, "a")]);
+        assert!(select_platform("x", &only64, &Platform::parse("linux/arm/v7").unwrap()).is_err());
+        // First in index order wins among equals.
+        let dup = index(vec![
+            entry("linux", "amd64", None, "first"),
+            entry("linux", "amd64", None, "second"),
+        ]);
+        assert_eq!(
+            select_platform("x", &dup, &Platform::parse("linux/amd64").unwrap())
+                .unwrap()
+                .digest,
+            d("first")
+        );
+    }
+
+    #[test]
+    fn manifests_are_classified_and_schema1_refused() {
+        let cfg = Descriptor::of(OCI_CONFIG, b"{}");
+        let m = ImageManifest {
+            schema_version: 2,
+            media_type: Some(DOCKER_MANIFEST.into()),
+            config: cfg.clone(),
+            layers: vec![Descriptor::of(DOCKER_LAYER_GZIP, b"layer")],
+            annotations: BTreeMap::new(),
+        };
+        let bytes = serde_json::to_vec(&m).unwrap();
+        let (mt, parsed) = parse_manifest("r", Some("text/plain"), &bytes).unwrap();
+        assert_eq!(mt, DOCKER_MANIFEST, "the body's mediaType wins");
+        assert_eq!(parsed, Manifest::Image(m.clone()));
+
+        // OCI without mediaType: the header decides, else the shape.
+        let mut oci = m.clone();
+        oci.media_type = None;
+        let bytes = serde_json::to_vec(&oci).unwrap();
+        let (mt, _) =
+            parse_manifest("r", Some(&format!("{OCI_MANIFEST}; charset=utf-8")), &bytes).unwrap();
+        assert_eq!(mt, OCI_MANIFEST);
+        let (mt, _) = parse_manifest("r", None, &bytes).unwrap();
+        assert_eq!(mt, OCI_MANIFEST);
+        let idx = serde_json::json!({"schemaVersion": 2, "manifests": []});
+        let (mt, parsed) = parse_manifest("r", None, idx.to_string().as_bytes()).unwrap();
+        assert_eq!(mt, OCI_INDEX);
+        assert!(matches!(parsed, Manifest::Index(_)));
+
+        let s1 =
+            serde_json::json!({"schemaVersion": 1, "name": "x", "tag": "latest", "fsLayers": []});
+        for ct in [
+            None,
+            Some(DOCKER_SCHEMA1),
+            Some(DOCKER_SCHEMA1_SIGNED),
+            Some("application/json"),
+        ] {
+            let err = parse_manifest("reg/x:latest", ct, s1.to_string().as_bytes()).unwrap_err();
+            assert!(
+                matches!(err, RegistryError::Schema1 { .. }),
+                "{ct:?}: {err}"
+            );
+            assert!(
+                err.to_string().contains("reg/x:latest") && err.to_string().contains("schema 1")
+            );
+        }
+        // The header alone is enough to refuse.
+        assert!(matches!(
+            parse_manifest("r", Some(DOCKER_SCHEMA1_SIGNED), b"{}"),
+            Err(RegistryError::Schema1 { .. })
+        ));
+
+        for bad in [
+            &b"not json"[..],
+            b"[]",
+            b"{\"schemaVersion\": 3}",
+            b"{\"schemaVersion\": 2}",
+        ] {
+            assert!(
+                matches!(
+                    parse_manifest("r", None, bad),
+                    Err(RegistryError::InvalidManifest { .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let odd = serde_json::json!({"schemaVersion": 2, "mediaType": "application/x-other", "config": {}});
+        assert!(matches!(
+            parse_manifest("r", None, odd.to_string().as_bytes()),
+            Err(RegistryError::UnsupportedMediaType { .. })
+        ));
+        // A descriptor with an algorithm we cannot verify is refused.
+        let weird = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": "sha512:abcd", "size": 2}, "layers": []});
+        assert!(parse_manifest("r", None, weird.to_string().as_bytes()).is_err());
+        // Negative sizes do not parse.
+        let neg = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": cfg.digest.to_string(), "size": -1}, "layers": []});
+        assert!(parse_manifest("r", None, neg.to_string().as_bytes()).is_err());
+    }
+}

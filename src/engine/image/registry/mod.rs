@@ -1668,3 +1668,157 @@ impl RegistryClient {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback_or_listed_insecure() {
+        let none: Vec<String> = vec![];
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.9.9.9",
+            "[::1]:5000",
+        ] {
+            assert_eq!(transport_for(h, &none), Transport::Insecure, "{h}");
+        }
+        for h in [
+            "myreg.io",
+            "myreg.io:5000",
+            "registry-1.docker.io",
+            "10.1.2.3:5000",
+            "[2001:db8::1]:5000",
+        ] {
+            assert_eq!(transport_for(h, &none), Transport::Https, "{h}");
+        }
+        let insecure: Vec<String> = [
+            "myreg.io:5000",
+            "http://other.io/",
+            "plain.io",
+            "10.0.0.0/8",
+            "fd00::/8",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            transport_for("myreg.io:5000", &insecure),
+            Transport::Insecure
+        );
+        assert_eq!(
+            transport_for("myreg.io:5001", &insecure),
+            Transport::Https,
+            "port must match"
+        );
+        assert_eq!(transport_for("myreg.io", &insecure), Transport::Https);
+        assert_eq!(transport_for("other.io", &insecure), Transport::Insecure);
+        assert_eq!(
+            transport_for("plain.io:8080", &insecure),
+            Transport::Insecure,
+            "no port = any port"
+        );
+        assert_eq!(
+            transport_for("10.1.2.3:5000", &insecure),
+            Transport::Insecure
+        );
+        assert_eq!(transport_for("11.1.2.3:5000", &insecure), Transport::Https);
+        assert_eq!(
+            transport_for("[fd12::1]:5000", &insecure),
+            Transport::Insecure
+        );
+        assert_eq!(transport_for("[fe80::1]", &insecure), Transport::Https);
+        assert!(cidr_contains(
+            "0.0.0.0".parse().unwrap(),
+            0,
+            "1.2.3.4".parse().unwrap()
+        ));
+        assert!(!cidr_contains(
+            "1.2.3.4".parse().unwrap(),
+            33,
+            "1.2.3.4".parse().unwrap()
+        ));
+    }
+
+    #[test]
+    fn endpoints_put_mirrors_first_and_refuse_plain_http_mirrors_elsewhere() {
+        let cfg = RegistryConfig {
+            mirrors: vec![
+                (
+                    "index.docker.io".into(),
+                    vec![
+                        "https://mirror.example".into(),
+                        "127.0.0.1:5001/pfx/".into(),
+                    ],
+                ),
+                ("myreg.io".into(), vec!["http://cache.local:80".into()]),
+            ],
+            insecure_registries: vec!["cache.local:80".into()],
+            ..RegistryConfig::default()
+        };
+        let c = RegistryClient::new(cfg).unwrap();
+        let eps = c.endpoints(&Reference::parse("redis").unwrap());
+        let hosts: Vec<_> = eps
+            .iter()
+            .map(|e| (e.host.as_str(), e.base.as_deref(), e.mirror))
+            .collect();
+        assert_eq!(
+            hosts,
+            vec![
+                ("mirror.example", Some("https://mirror.example"), true),
+                ("127.0.0.1:5001", None, true),
+                (
+                    "registry-1.docker.io",
+                    Some("https://registry-1.docker.io"),
+                    false
+                ),
+            ]
+        );
+        assert_eq!(eps[1].prefix, "/pfx");
+        assert_eq!(eps[1].transport, Transport::Insecure);
+        let eps = c.endpoints(&Reference::parse("myreg.io/a").unwrap());
+        assert_eq!(eps[0].base.as_deref(), Some("http://cache.local:80"));
+        assert_eq!(
+            c.endpoints(&Reference::parse("other.io/a").unwrap()).len(),
+            1
+        );
+
+        let bad = RegistryConfig {
+            mirrors: vec![("docker.io".into(), vec!["http://mirror.example".into()])],
+            ..RegistryConfig::default()
+        };
+        let e = RegistryClient::new(bad).err().unwrap().to_string();
+        assert!(
+            e.contains("mirror.example") && e.contains("plain HTTP"),
+            "{e}"
+        );
+        for junk in ["ftp://x", "", "https://", "a b"] {
+            let cfg = RegistryConfig {
+                mirrors: vec![("docker.io".into(), vec![junk.into()])],
+                ..RegistryConfig::default()
+            };
+            assert!(RegistryClient::new(cfg).is_err(), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn transient_errors_are_classified() {
+        let status = |s| RegistryError::Status {
+            url: "u".into(),
+            status: s,
+            message: String::new(),
+        };
+        for s in [500, 502, 503, 504, 429, 408] {
+            assert!(status(s).is_transient(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 501, 505] {
+            assert!(!status(s).is_transient(), "{s}");
+        }
+        assert!(!RegistryError::Schema1 {
+            reference: "r".into()
+        }
+        .is_transient());
+    }
+}
