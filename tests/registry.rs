@@ -632,3 +632,357 @@ async fn basic_auth_login_and_logout_against_a_real_registry() {
         .unwrap_err();
     assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
 }
+
+/// A fake registry serving one tiny image under `lib/app:1`.
+fn fake_with_image(oci: bool) -> (FakeRegistry, TinyImage) {
+    let fake = FakeRegistry::start().unwrap();
+    let img = build_image("amd64", oci, 200_000);
+    fake.add_manifest("lib/app", "1", img.manifest_type, &img.manifest);
+    fake.add_blob(&img.layer);
+    fake.add_blob(&img.config);
+    (fake, img)
+}
+
+#[tokio::test]
+async fn schema1_manifests_are_refused_clearly() {
+    let fake = FakeRegistry::start().unwrap();
+    let s1 = serde_json::json!({
+        "schemaVersion": 1, "name": "lib/old", "tag": "1", "architecture": "amd64",
+        "fsLayers": [{"blobSum": Digest::of(b"x").to_string()}], "history": [],
+        "signatures": [{"header": {}, "signature": "abc", "protected": "def"}],
+    });
+    let bytes = serde_json::to_vec_pretty(&s1).unwrap();
+    fake.add_manifest("lib/old", "1", manifest::DOCKER_SCHEMA1_SIGNED, &bytes);
+    fake.add_manifest("lib/old", "json", "application/json", &bytes);
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&dir);
+    for tag in ["1", "json"] {
+        let r = reference(&fake.host(), &format!("lib/old:{tag}"));
+        let e = c.resolve(&r, &Platform::host()).await.unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, RegistryError::Schema1 { .. }), "{msg}");
+        assert!(
+            msg.contains("schema 1") && msg.contains(&format!("lib/old:{tag}")),
+            "{msg}"
+        );
+    }
+    // The Accept header offered every current type.
+    let accept = fake.requests()[0].header("accept").unwrap().to_string();
+    for t in [
+        OCI_INDEX,
+        OCI_MANIFEST,
+        DOCKER_MANIFEST_LIST,
+        DOCKER_MANIFEST,
+    ] {
+        assert!(accept.contains(t), "{accept}");
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_blob_is_caught_by_its_digest() {
+    let (fake, img) = fake_with_image(true);
+    fake.state()
+        .corrupt
+        .insert(img.layer_desc.digest.to_string());
+    fake.state()
+        .corrupt
+        .insert(img.config_desc.digest.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&dir);
+    let r = reference(&fake.host(), "lib/app:1");
+    let mut sink = SyncSink(HashingWriter::new(Vec::new()));
+    let out = c
+        .fetch_blob(&r, &img.layer_desc, 0, &mut sink, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        BlobFetch::Complete {
+            size: img.layer_desc.size
+        }
+    );
+    let (_, digest, n) = sink.0.finish();
+    assert_eq!(n, img.layer_desc.size);
+    assert_ne!(
+        digest, img.layer_desc.digest,
+        "the sink's digest exposes the corruption"
+    );
+    let e = c
+        .fetch_blob_verified(&r, &img.config_desc, 1 << 20)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
+
+    // A manifest fetched by digest must hash to it.
+    let fake2 = FakeRegistry::start().unwrap();
+    let wanted = Digest::of(&img.manifest);
+    let mut other = img.manifest.clone();
+    other.push(b'\n');
+    fake2.state().manifests.insert(
+        format!("lib/app/{wanted}"),
+        (OCI_MANIFEST.to_string(), other),
+    );
+    let r2 = reference(&fake2.host(), "lib/app").with_digest(wanted.clone());
+    let e = c.resolve(&r2, &Platform::host()).await.unwrap_err();
+    assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
+    assert!(e.to_string().contains(&wanted.to_string()), "{e}");
+
+    // A blob longer than its descriptor says is cut off, not written on and on.
+    let mut short = img.layer_desc.clone();
+    short.size -= 10;
+    let mut sink = Vec::new();
+    let e = c
+        .fetch_blob(&r, &short, 0, &mut sink, |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Blob { .. }), "{e}");
+    assert!(sink.len() as u64 <= short.size);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff() {
+    let (fake, img) = fake_with_image(false);
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&dir); // max_retries 3
+    let r = reference(&fake.host(), "lib/app:1");
+    fake.state().fail_next = 3;
+    let res = c.resolve(&r, &Platform::host()).await.unwrap();
+    assert_eq!(res.manifest_digest, Digest::of(&img.manifest));
+    assert_eq!(fake.requests().len(), 4, "three 500s, then the answer");
+
+    fake.state().fail_next = 2;
+    fake.state().fail_status = 503;
+    let (_, d) = fetch_all(&c, &r, &img.layer_desc).await;
+    assert_eq!(d, img.layer_desc.digest);
+
+    fake.clear_requests();
+    fake.state().fail_next = 10;
+    fake.state().fail_status = 500;
+    let e = c.resolve(&r, &Platform::host()).await.unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        matches!(e, RegistryError::Status { status: 500, .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("injected failure"), "{msg}");
+    assert_eq!(fake.requests().len(), 4, "1 try + 3 retries");
+
+    // Client errors are not retried.
+    fake.clear_requests();
+    fake.state().fail_next = 1;
+    fake.state().fail_status = 400;
+    assert!(c.resolve(&r, &Platform::host()).await.is_err());
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_resumed_with_range() {
+    let (fake, img) = fake_with_image(true);
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&dir);
+    let r = reference(&fake.host(), "lib/app:1");
+    fake.state().cut_next = 2;
+    fake.state().cut_at = 50_000;
+    let (bytes, d) = fetch_all(&c, &r, &img.layer_desc).await;
+    assert_eq!(d, img.layer_desc.digest);
+    assert_eq!(bytes, img.layer);
+    let ranges: Vec<Option<String>> = fake
+        .requests()
+        .iter()
+        .filter(|q| q.path().contains("/blobs/"))
+        .map(|q| q.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![
+            None,
+            Some("bytes=50000-".into()),
+            Some("bytes=100000-".into())
+        ]
+    );
+
+    // A server that never gets anywhere is given up on after max_retries.
+    fake.clear_requests();
+    fake.state().cut_next = 100;
+    fake.state().cut_at = 0;
+    let mut sink = Vec::new();
+    let e = c
+        .fetch_blob(&r, &img.layer_desc, 0, &mut sink, |_| {})
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("0 of {} bytes", img.layer_desc.size)),
+        "{msg}"
+    );
+    assert_eq!(fake.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn redirects_are_followed_without_leaking_the_token() {
+    let storage = FakeRegistry::start().unwrap();
+    let (fake, img) = fake_with_image(true);
+    storage.add_blob(&img.layer);
+    let tokens = token_server("secret-token", None).unwrap();
+    fake.state().redirect_blobs = Some(storage.url());
+    fake.state().bearer = Some(BearerAuth {
+        realm: format!("{}/token", tokens.url()),
+        service: "svc".into(),
+        token: "secret-token".into(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&dir);
+    let r = reference(&fake.host(), "lib/app:1");
+    let (_, d) = fetch_all(&c, &r, &img.layer_desc).await;
+    assert_eq!(d, img.layer_desc.digest);
+    let at_storage = storage.requests();
+    assert_eq!(at_storage.len(), 1);
+    assert!(at_storage[0]
+        .path()
+        .ends_with(&img.layer_desc.digest.to_string()));
+    assert_eq!(
+        at_storage[0].header("authorization"),
+        None,
+        "token dropped cross-port"
+    );
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|q| q.header("authorization") == Some("Bearer secret-token")));
+
+    // Resume through the redirect keeps the Range header.
+    let half = img.layer.len() / 2;
+    let mut sink = img.layer[..half].to_vec();
+    let out = c
+        .fetch_blob(&r, &img.layer_desc, half as u64, &mut sink, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        BlobFetch::Complete {
+            size: img.layer_desc.size
+        }
+    );
+    assert_eq!(Digest::of(&sink), img.layer_desc.digest);
+    assert_eq!(
+        storage.requests()[1].header("range"),
+        Some(format!("bytes={half}-").as_str())
+    );
+}
+
+#[tokio::test]
+async fn mirrors_are_tried_first_and_fall_back_to_the_registry() {
+    let (origin, img) = fake_with_image(true);
+    let mirror = FakeRegistry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RegistryConfig {
+        mirrors: vec![(origin.host(), vec![format!("http://{}", mirror.host())])],
+        ..quick_config(&dir.path().join("config.json"))
+    };
+    let c = RegistryClient::new(cfg).unwrap();
+    let r = reference(&origin.host(), "lib/app:1");
+
+    // The mirror has nothing: everything comes from the registry after asking it.
+    let res = c.resolve(&r, &Platform::host()).await.unwrap();
+    assert_eq!(res.manifest_digest, Digest::of(&img.manifest));
+    assert_eq!(mirror.requests().len(), 1);
+    assert_eq!(origin.requests().len(), 1);
+
+    // The mirror has it: the registry is not asked.
+    mirror.add_manifest("lib/app", "1", img.manifest_type, &img.manifest);
+    mirror.add_blob(&img.layer);
+    origin.clear_requests();
+    c.resolve(&r, &Platform::host()).await.unwrap();
+    let (_, d) = fetch_all(&c, &r, &img.layer_desc).await;
+    assert_eq!(d, img.layer_desc.digest);
+    assert!(origin.requests().is_empty(), "{:?}", origin.requests());
+
+    // A mirror that breaks mid-blob (cut short, then the blob is gone) hands over to the
+    // registry, which resumes where the mirror stopped.
+    origin.clear_requests();
+    mirror.state().cut_next = 1;
+    mirror.state().cut_at = 30_000;
+    let (_, d) = fetch_all_after_mirror_breaks(&c, &r, &img, &mirror).await;
+    assert_eq!(d, img.layer_desc.digest);
+    let from_origin: Vec<_> = origin
+        .requests()
+        .into_iter()
+        .filter(|q| q.path().contains("/blobs/"))
+        .collect();
+    assert_eq!(from_origin.len(), 1);
+    assert_eq!(from_origin[0].header("range"), Some("bytes=30000-"));
+}
+
+/// Starts a fetch on a mirror that cuts the body once, and makes every later mirror
+/// request fail with 404, so the fetch must move to the registry.
+async fn fetch_all_after_mirror_breaks(
+    c: &RegistryClient,
+    r: &Reference,
+    img: &TinyImage,
+    mirror: &FakeRegistry,
+) -> (Vec<u8>, Digest) {
+    let mut sink = SyncSink(HashingWriter::new(Vec::new()));
+    let mut broke = false;
+    let out = c
+        .fetch_blob(r, &img.layer_desc, 0, &mut sink, |n| {
+            if n >= 30_000 && !broke {
+                broke = true;
+                mirror.state().blobs.clear();
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        BlobFetch::Complete {
+            size: img.layer_desc.size
+        }
+    );
+    let (bytes, digest, _) = sink.0.finish();
+    (bytes, digest)
+}
+
+#[tokio::test]
+async fn oversized_manifests_are_refused() {
+    let fake = FakeRegistry::start().unwrap();
+    let mut big = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"pad":""#.to_vec();
+    big.extend(std::iter::repeat_n(b'a', 4 * 1024 * 1024));
+    big.extend_from_slice(br#""}}"#);
+    fake.add_manifest("lib/big", "1", OCI_MANIFEST, &big);
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&dir);
+    let e = c
+        .resolve(&reference(&fake.host(), "lib/big:1"), &Platform::host())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::ManifestTooLarge { .. }), "{e}");
+}
+
+#[test]
+fn plain_http_is_only_for_loopback_and_listed_insecure_registries() {
+    let none: Vec<String> = Vec::new();
+    assert_eq!(transport_for("127.0.0.1:5000", &none), Transport::Insecure);
+    assert_eq!(transport_for("localhost:5000", &none), Transport::Insecure);
+    assert_eq!(
+        transport_for("registry.example:5000", &none),
+        Transport::Https
+    );
+    let listed = vec!["registry.example:5000".to_string()];
+    assert_eq!(
+        transport_for("registry.example:5000", &listed),
+        Transport::Insecure
+    );
+    assert_eq!(
+        transport_for("registry.example:443", &listed),
+        Transport::Https
+    );
+    // A plain-HTTP mirror elsewhere is a configuration error, found when the client is made.
+    let cfg = RegistryConfig {
+        mirrors: vec![("docker.io".into(), vec!["http://mirror.example".into()])],
+        ..RegistryConfig::default()
+    };
+    assert!(matches!(
+        RegistryClient::new(cfg),
+        Err(RegistryError::Config(_))
+    ));
+}

@@ -135,11 +135,14 @@ impl TokenResponse {
     }
 }
 
+/// (host, scope) → (Authorization header, expiry; `None` for basic credentials).
+type TokenMap = HashMap<(String, String), (String, Option<Instant>)>;
+
 /// Authorization headers per (host, scope), with expiry; plus the challenge last seen
 /// per host so later requests authenticate up front instead of collecting a 401 first.
 #[derive(Default)]
 pub struct AuthCache {
-    tokens: Mutex<HashMap<(String, String), (String, Option<Instant>)>>,
+    tokens: Mutex<TokenMap>,
     challenges: Mutex<HashMap<String, Challenge>>,
 }
 

@@ -91,6 +91,8 @@ pub struct ImageIndex {
 }
 
 /// A parsed manifest document.
+// Only a few exist at a time; boxing would just add noise at every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Manifest {
     Image(ImageManifest),
