@@ -986,3 +986,48 @@ fn plain_http_is_only_for_loopback_and_listed_insecure_registries() {
         Err(RegistryError::Config(_))
     ));
 }
+
+/// Throughput of push (from a file) and fetch (to a file, hashing) against the real
+/// registry. Manual: `cargo test --test registry -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn measure_blob_throughput() {
+    let reg = TestRegistry::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&dir);
+    let r = reference(&reg.host(), "bench/blob:1");
+    let data = noise(128 << 20, 42);
+    let desc = Descriptor::of(OCI_LAYER_GZIP, &data);
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, &data).unwrap();
+    drop(data);
+    let t = std::time::Instant::now();
+    c.push_blob(&r, &desc, BlobBody::File(src)).await.unwrap();
+    let push = t.elapsed();
+    let dst = std::fs::File::create(dir.path().join("dst.bin")).unwrap();
+    let mut sink = SyncSink(HashingWriter::new(std::io::BufWriter::with_capacity(
+        1 << 20,
+        dst,
+    )));
+    let t = std::time::Instant::now();
+    let out = c.fetch_blob(&r, &desc, 0, &mut sink, |_| {}).await.unwrap();
+    let fetch = t.elapsed();
+    assert_eq!(out, BlobFetch::Complete { size: desc.size });
+    assert_eq!(sink.0.finish().1, desc.digest);
+    let mib = desc.size as f64 / (1 << 20) as f64;
+    println!(
+        "blob {mib:.0} MiB: push {:.2} s ({:.0} MiB/s), fetch+sha256+write {:.2} s ({:.0} MiB/s)",
+        push.as_secs_f64(),
+        mib / push.as_secs_f64(),
+        fetch.as_secs_f64(),
+        mib / fetch.as_secs_f64()
+    );
+    println!(
+        "curl: http://{}/v2/bench/blob/blobs/{}",
+        reg.host(),
+        desc.digest
+    );
+    if let Ok(wait) = std::env::var("BERTH_BENCH_HOLD") {
+        tokio::time::sleep(Duration::from_secs(wait.parse().unwrap_or(30))).await;
+    }
+}

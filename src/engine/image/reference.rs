@@ -417,7 +417,7 @@ fn is_valid_path_component(c: &str) -> bool {
 }
 
 /// `[\w][\w.-]{0,127}`
-fn is_valid_tag(t: &str) -> bool {
+pub fn is_valid_tag(t: &str) -> bool {
     let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
     let b = t.as_bytes();
     !b.is_empty()

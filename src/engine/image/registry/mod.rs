@@ -31,7 +31,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use self::auth::{AuthCache, Challenge, CredentialLookup, Credentials};
 use self::manifest::{Descriptor, Manifest, Platform};
 use super::digest::Digest;
-use super::reference::{is_loopback_host, registry_host, split_host_port, Reference};
+use super::reference::{is_loopback_host, is_valid_tag, registry_host, split_host_port, Reference};
 
 pub use self::manifest::{ImageIndex, ImageManifest, MANIFEST_ACCEPT, MANIFEST_SIZE_LIMIT};
 
@@ -1056,8 +1056,13 @@ impl RegistryClient {
                         detail: format!("{e}"),
                     })?,
             )
-        } else {
+        } else if is_valid_tag(reference) {
             None
+        } else {
+            return Err(RegistryError::InvalidManifest {
+                reference: shown,
+                detail: "not a valid tag or digest".into(),
+            });
         };
         let scope = scope_for(r, false);
         let url = self
@@ -1801,6 +1806,22 @@ mod tests {
             };
             assert!(RegistryClient::new(cfg).is_err(), "{junk:?}");
         }
+    }
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The content store spawns downloads on tokio tasks: the futures must be Send.
+    #[allow(dead_code)]
+    fn futures_are_send(c: &RegistryClient, r: &Reference, d: &Descriptor, p: &Platform) {
+        assert_send(&c.resolve(r, p));
+        let mut file_sink: Vec<u8> = Vec::new();
+        assert_send(&c.fetch_blob(r, d, 0, &mut file_sink, |_| {}));
+        let mut sync_sink = SyncSink(std::io::sink());
+        assert_send(&c.fetch_blob(r, d, 0, &mut sync_sink, |_| {}));
+        assert_send(&c.fetch_blob_verified(r, d, 1));
+        assert_send(&c.push_blob(r, d, BlobBody::File(PathBuf::new())));
+        assert_send(&c.push_manifest(r, "", b""));
+        assert_send(&c.login("", "", ""));
     }
 
     #[test]
