@@ -1031,3 +1031,29 @@ async fn measure_blob_throughput() {
         tokio::time::sleep(Duration::from_secs(wait.parse().unwrap_or(30))).await;
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_registry_is_a_clear_transport_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&dir);
+    let r = reference(&format!("127.0.0.1:{port}"), "lib/app:1");
+    let t = std::time::Instant::now();
+    let e = c.resolve(&r, &Platform::host()).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Transport { .. }), "{e}");
+    assert!(e.is_transient());
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("refused"),
+        "{msg}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "retries are bounded: {:?}",
+        t.elapsed()
+    );
+}

@@ -340,6 +340,9 @@ fn scope_for(r: &Reference, push: bool) -> String {
     )
 }
 
+/// Longest wait for the HTTPS probe of a loopback or insecure registry.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Upper bound on an error body read for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
@@ -584,19 +587,23 @@ impl RegistryClient {
                     Some(s) => s,
                     None => {
                         let probe = format!("https://{}{}/v2/", ep.host, ep.prefix);
-                        match self.insecure.get(&probe).send().await {
+                        // A plain HTTP server answers a TLS hello at once (an error or a
+                        // hang-up); the timeout only bounds servers that wait for more.
+                        let probed = self
+                            .insecure
+                            .get(&probe)
+                            .timeout(self.config.connect_timeout.min(PROBE_TIMEOUT))
+                            .send()
+                            .await;
+                        match probed {
                             Ok(_) => {
                                 self.remember_scheme(&ep.host, "https");
                                 "https"
                             }
                             Err(e) => {
-                                // Refused or timed out says nothing about TLS: decide again
-                                // next time.
-                                let unknown = chain_has_io_kind(
-                                    &e,
-                                    &[io::ErrorKind::ConnectionRefused, io::ErrorKind::TimedOut],
-                                ) || e.is_timeout();
-                                if !unknown {
+                                // Nobody listening says nothing about TLS: decide again next
+                                // time.
+                                if !chain_has_io_kind(&e, &[io::ErrorKind::ConnectionRefused]) {
                                     self.remember_scheme(&ep.host, "http");
                                 }
                                 "http"

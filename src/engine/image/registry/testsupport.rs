@@ -3,6 +3,10 @@
 //! scripted HTTP server, and a fake registry on top of it that injects faults (corrupt
 //! blobs, bodies cut short, 5xx, ignored Range, redirects, schema 1, token auth).
 //!
+//! A fake server must hang up on a TLS ClientHello (first byte 0x16), as these do: the
+//! client probes loopback registries with HTTPS first and would otherwise wait for its
+//! probe timeout.
+//!
 //! Plain std threads and sockets: tests must not depend on a tokio runtime being around,
 //! and these servers must behave badly on purpose, which a real HTTP stack resists.
 
