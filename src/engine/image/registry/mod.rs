@@ -676,7 +676,7 @@ impl RegistryClient {
     /// errors, timeouts, 5xx and 429 with exponential backoff.
     async fn send(&self, ep: &Endpoint, req: Req<'_>) -> Result<reqwest::Response, RegistryError> {
         let client = self.client_for(ep.transport);
-        let same_host = url_host(&req.url) == ep.host;
+        let same_host = url_is_on_host(&req.url, &ep.host);
         let mut attempt = 0u32;
         let mut reauthenticated = false;
         loop {
@@ -952,6 +952,17 @@ fn www_authenticate(resp: &reqwest::Response) -> String {
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether a URL points at `host[:port]` (a missing port is the scheme's default).
+fn url_is_on_host(url: &Url, host: &str) -> bool {
+    let (h, port) = split_host_port(host);
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok(),
+        None => url.port_or_known_default().filter(|_| url.port().is_none()),
+    };
+    url.host_str().is_some_and(|uh| uh.eq_ignore_ascii_case(h))
+        && url.port_or_known_default() == port
 }
 
 /// `host[:port]` of a URL, as used for endpoint keys (default ports left out).
@@ -1829,6 +1840,28 @@ mod tests {
         assert_send(&c.push_blob(r, d, BlobBody::File(PathBuf::new())));
         assert_send(&c.push_manifest(r, "", b""));
         assert_send(&c.login("", "", ""));
+    }
+
+    #[test]
+    fn urls_are_matched_to_hosts_with_default_ports() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(url_is_on_host(&u("https://myreg.io/v2/"), "myreg.io"));
+        assert!(url_is_on_host(
+            &u("https://myreg.io:443/v2/"),
+            "myreg.io:443"
+        ));
+        assert!(url_is_on_host(&u("https://myreg.io/v2/"), "myreg.io:443"));
+        assert!(url_is_on_host(
+            &u("http://127.0.0.1:5000/x"),
+            "127.0.0.1:5000"
+        ));
+        assert!(url_is_on_host(&u("http://[::1]:5000/x"), "[::1]:5000"));
+        assert!(!url_is_on_host(
+            &u("http://127.0.0.1:5001/x"),
+            "127.0.0.1:5000"
+        ));
+        assert!(!url_is_on_host(&u("https://myreg.io:8443/v2/"), "myreg.io"));
+        assert!(!url_is_on_host(&u("https://storage.example/b"), "myreg.io"));
     }
 
     #[test]
