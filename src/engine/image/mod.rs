@@ -7,6 +7,8 @@ pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod imagespec;
+pub mod reference;
+pub mod registry;
 pub mod store;
 #[doc(hidden)]
 pub mod testkit;
