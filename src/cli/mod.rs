@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::compose::{self, LoadOptions, Loaded};
 
 mod config;
+mod image;
 
 pub use config::{ConfigArgs, Format};
 
@@ -22,6 +23,8 @@ pub use config::{ConfigArgs, Format};
 pub struct Cli {
     #[command(flatten)]
     pub project: ProjectArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -46,8 +49,41 @@ pub struct ProjectArgs {
     pub profiles: Vec<String>,
 }
 
+/// Where the engine keeps its state, and how it reaches registries.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Root of berth's persistent state
+    #[arg(long, env = "BERTH_ROOT", default_value = "/var/lib/berth", global = true)]
+    pub root: PathBuf,
+    /// Registry (`host[:port]` or CIDR) that may be reached over plain HTTP (repeatable;
+    /// loopback registries always may)
+    #[arg(long = "insecure-registry", env = "BERTH_INSECURE_REGISTRIES", value_delimiter = ',', global = true)]
+    pub insecure_registries: Vec<String>,
+    /// Mirror for Docker Hub, tried before it (repeatable)
+    #[arg(long = "registry-mirror", env = "BERTH_REGISTRY_MIRRORS", value_delimiter = ',', global = true)]
+    pub registry_mirrors: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Pull images from a registry (a project's service images when no image is named)
+    Pull(image::PullArgs),
+    /// Upload an image to its registry
+    Push(image::PushArgs),
+    /// List images
+    Images(image::ImagesArgs),
+    /// Remove images
+    Rmi(image::RmiArgs),
+    /// Load images from a tar archive (`docker save` output or an OCI layout)
+    Load(image::LoadArgs),
+    /// Save images to a tar archive (`docker load` reads it)
+    Save(image::SaveArgs),
+    /// Give an image another name
+    Tag(image::TagArgs),
+    /// Log in to a registry
+    Login(image::LoginArgs),
+    /// Log out from a registry
+    Logout(image::LogoutArgs),
     /// Parse, resolve and render the compose file in canonical format
     Config(ConfigArgs),
     /// Show the berth version
@@ -61,13 +97,26 @@ pub fn run(cli: Cli) -> ExitCode {
             println!("berth version {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Config(args) => match config::run(&cli.project, &args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Config(args) => done(config::run(&cli.project, &args)),
+        Command::Pull(args) => done(image::pull(&cli.engine, &cli.project, &args)),
+        Command::Push(args) => done(image::push(&cli.engine, &args)),
+        Command::Images(args) => done(image::images(&cli.engine, &args)),
+        Command::Rmi(args) => done(image::rmi(&cli.engine, &args)),
+        Command::Load(args) => done(image::load(&cli.engine, &args)),
+        Command::Save(args) => done(image::save(&cli.engine, &args)),
+        Command::Tag(args) => done(image::tag(&cli.engine, &args)),
+        Command::Login(args) => done(image::login(&cli.engine, &args)),
+        Command::Logout(args) => done(image::logout(&cli.engine, &args)),
+    }
+}
+
+fn done(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
     }
 }
 
