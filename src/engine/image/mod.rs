@@ -4,3 +4,5 @@
 //! `ingest/` and committed by rename.
 
 pub mod digest;
+pub mod snapshot;
+pub mod unpack;
