@@ -9,7 +9,7 @@
 //! that never follow it. Whiteouts become overlay whiteouts: `.wh.<name>` a 0/0 character
 //! device, `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its directory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -30,6 +30,8 @@ pub const NAME_MAX: usize = 255;
 pub const PATH_MAX: usize = 4096;
 
 const COPY_BUF_SIZE: usize = 1 << 20;
+/// As the kernel's limit on symlinks followed in one lookup.
+const MAX_SYMLINKS: u32 = 40;
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
@@ -140,6 +142,12 @@ fn checked_path(raw: &[u8], entry: &str) -> Result<Vec<u8>, UnpackError> {
     Ok(path)
 }
 
+/// The non-empty, non-`.` components of a path (`..` kept).
+fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+}
+
 /// Splits a cleaned, non-empty path into its parent path and last component.
 fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
@@ -177,16 +185,23 @@ struct Meta {
 impl Meta {
     fn read<R: Read>(e: &mut tar::Entry<'_, R>, entry: &str) -> Result<Meta, UnpackError> {
         let h = e.header();
-        let field = |what: &str, r: io::Result<u64>| {
-            r.map_err(|err| invalid(entry, format!("bad {what} in the tar header: {err}")))
+        // Blank numeric fields (all NUL or spaces) read as 0, as in Go's archive/tar,
+        // which wrote most layers; the tar crate refuses them.
+        let field = |what: &str, r: io::Result<u64>, raw: &[u8]| match r {
+            Ok(v) => Ok(v),
+            Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+            Err(err) => Err(invalid(
+                entry,
+                format!("bad {what} in the tar header: {err}"),
+            )),
         };
+        let old = h.as_old();
         // The tar crate has already applied PAX uid/gid to the header.
-        let uid = field("uid", h.uid())?;
-        let gid = field("gid", h.gid())?;
-        let mode = h
-            .mode()
-            .map_err(|err| invalid(entry, format!("bad mode in the tar header: {err}")))?;
-        let mtime_secs = field("mtime", h.mtime())?;
+        let uid = field("uid", h.uid(), &old.uid)?;
+        let gid = field("gid", h.gid(), &old.gid)?;
+        let mode = field("mode", h.mode().map(u64::from), &old.mode)?;
+        let mode = u32::try_from(mode & 0o7777).unwrap_or(0);
+        let mtime_secs = field("mtime", h.mtime(), &old.mtime)?;
         // u32::MAX is the "unchanged" marker of chown(2), never a real id.
         let to_id = |what: &str, v: u64| match u32::try_from(v) {
             Ok(id) if id != u32::MAX => Ok(id),
@@ -195,7 +210,7 @@ impl Meta {
         let mut meta = Meta {
             uid: to_id("uid", uid)?,
             gid: to_id("gid", gid)?,
-            mode: mode & 0o7777,
+            mode,
             atime: Timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
@@ -434,34 +449,62 @@ impl Unpacker {
         }
     }
 
-    /// Makes each missing directory of `path`, one component at a time, each created
-    /// inside the resolved (in-root) parent.
+    /// `mkdir -p` inside the root: walks `path` one component at a time with the semantics
+    /// of RESOLVE_IN_ROOT (`..` stops at the root, absolute symlink targets restart from
+    /// it), creating what is missing, including the target of a dangling symlink, as
+    /// containerd does. Only the slow path: taken when openat2 says something is missing.
     fn create_dirs(&self, path: &[u8]) -> Result<OwnedFd, Errno> {
-        let mut parent: Option<OwnedFd> = None;
-        let mut start = 0;
-        loop {
-            let end = path[start..]
-                .iter()
-                .position(|&b| b == b'/')
-                .map_or(path.len(), |i| start + i);
-            let prefix = &path[..end];
-            let fd = match self.open_in_root(prefix) {
+        let mut todo: VecDeque<Vec<u8>> = components(path).map(<[u8]>::to_vec).collect();
+        // The symlink-free path of `cur` below the root, to go back up on `..`.
+        let mut real: Vec<Vec<u8>> = Vec::new();
+        let mut cur: Option<OwnedFd> = None;
+        let mut links = 0;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        while let Some(comp) = todo.pop_front() {
+            if comp == b".." {
+                real.pop();
+                cur = if real.is_empty() {
+                    None
+                } else {
+                    Some(self.open_in_root(&real.join(&b'/'))?)
+                };
+                continue;
+            }
+            let at = cur.as_ref().map_or(self.root.as_fd(), |f| f.as_fd());
+            let fd = match rfs::openat(at, comp.as_slice(), flags, Mode::empty()) {
                 Err(Errno::NOENT) => {
-                    let at = parent.as_ref().map_or(self.root.as_fd(), |f| f.as_fd());
-                    match rfs::mkdirat(at, &path[start..end], Mode::from_raw_mode(0o755)) {
-                        // EEXIST here is a dangling symlink: the retry below reports ENOENT.
-                        Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(e),
+                    rfs::mkdirat(at, comp.as_slice(), Mode::from_raw_mode(0o755))?;
+                    rfs::openat(at, comp.as_slice(), flags, Mode::empty())?
+                }
+                // O_NOFOLLOW met a symlink (ELOOP) or a non-directory (ENOTDIR).
+                Err(Errno::LOOP | Errno::NOTDIR) => {
+                    let st = rfs::statat(at, comp.as_slice(), AtFlags::SYMLINK_NOFOLLOW)?;
+                    if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+                        return Err(Errno::NOTDIR);
                     }
-                    self.open_in_root(prefix)?
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err(Errno::LOOP);
+                    }
+                    let target = rfs::readlinkat(at, comp.as_slice(), Vec::new())?;
+                    let target = target.as_bytes();
+                    if target.starts_with(b"/") {
+                        real.clear();
+                        cur = None;
+                    }
+                    for c in components(target).rev() {
+                        todo.push_front(c.to_vec());
+                    }
+                    continue;
                 }
                 r => r?,
             };
-            if end == path.len() {
-                return Ok(fd);
-            }
-            parent = Some(fd);
-            start = end + 1;
+            real.push(comp);
+            cur = Some(fd);
+        }
+        match cur {
+            Some(fd) => Ok(fd),
+            None => self.open_in_root(b"."),
         }
     }
 
@@ -503,10 +546,7 @@ fn dir_error(entry: &str, dir: &[u8], e: Errno) -> UnpackError {
             "openat2 is not available (Linux 5.6 or later is needed to unpack layers safely)",
         ),
         Errno::NOTDIR => invalid(entry, format!("parent {dir:?} is not a directory")),
-        Errno::NOENT => invalid(
-            entry,
-            format!("parent {dir:?} does not exist (or is a dangling symlink)"),
-        ),
+        Errno::NOENT => invalid(entry, format!("parent {dir:?} does not exist")),
         Errno::LOOP => invalid(entry, format!("too many symlinks resolving {dir:?}")),
         e => UnpackError::Io {
             entry: entry.to_string(),
@@ -677,7 +717,19 @@ impl Unpacker {
             return Ok(());
         }
         let (target_dir, target_base) = split_last(&target);
-        let target_parent = self.dir(target_dir, false, entry)?;
+        let missing = || {
+            invalid(
+                entry,
+                format!(
+                    "hard link target {:?} does not exist in this layer",
+                    String::from_utf8_lossy(&target)
+                ),
+            )
+        };
+        let target_parent = match self.dir(target_dir, false, entry) {
+            Err(UnpackError::Invalid { .. }) => return Err(missing()),
+            r => r?,
+        };
         let link = || rfs::linkat(&*target_parent, target_base, parent, base, AtFlags::empty());
         let result = match link() {
             Err(Errno::EXIST) => {
@@ -698,13 +750,7 @@ impl Unpacker {
             r => r,
         };
         result.map_err(|e| match e {
-            Errno::NOENT => invalid(
-                entry,
-                format!(
-                    "hard link target {:?} does not exist in this layer",
-                    String::from_utf8_lossy(&target)
-                ),
-            ),
+            Errno::NOENT => missing(),
             Errno::PERM => invalid(
                 entry,
                 format!(
