@@ -994,3 +994,355 @@ fn copy<R: Read>(from: &mut R, to: &mut File, buf: &mut [u8]) -> Result<u64, Cop
         total += filled as u64;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use tar::Header;
+
+    fn header(kind: EntryType, mode: u32, size: u64) -> Header {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_500_000_000);
+        h
+    }
+
+    fn tmp() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("berth-unpack-")
+            .tempdir_in("/var/tmp")
+            .unwrap()
+    }
+
+    fn xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        let n = rfs::lgetxattr(p, name, &mut buf).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    }
+
+    #[test]
+    fn clean_keeps_paths_under_the_root() {
+        let c = |s: &str| String::from_utf8(clean(s.as_bytes())).unwrap();
+        assert_eq!(c("a/b/c"), "a/b/c");
+        assert_eq!(c("./a//b/./c/"), "a/b/c");
+        assert_eq!(c("../x"), "x");
+        assert_eq!(c("/abs/file"), "abs/file");
+        assert_eq!(c("a/../../x"), "x");
+        assert_eq!(c("a/b/../c"), "a/c");
+        assert_eq!(c("./"), "");
+        assert_eq!(c("/"), "");
+        assert_eq!(c("../.."), "");
+    }
+
+    #[test]
+    fn pax_times_parse_with_fractions_and_signs() {
+        let t = |s: &str| pax_time(s.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
+        assert_eq!(t("1700000000"), Some((1_700_000_000, 0)));
+        assert_eq!(t("1700000000.5"), Some((1_700_000_000, 500_000_000)));
+        assert_eq!(t("1.123456789123"), Some((1, 123_456_789)));
+        assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
+        assert_eq!(t("x"), None);
+        assert_eq!(t("1.x"), None);
+        assert_eq!(t(""), None);
+    }
+
+    #[test]
+    fn whiteouts_become_overlay_whiteouts() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(
+            &mut header(EntryType::Directory, 0o755, 0),
+            "etc/",
+            &b""[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 0),
+            "etc/.wh.shadow",
+            &b""[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Directory, 0o755, 0),
+            "opq/",
+            &b""[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 0),
+            "opq/.wh..wh..opq",
+            &b""[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 0),
+            "opq/.wh..wh.plnk",
+            &b""[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 1),
+            "opq/kept",
+            &b"k"[..],
+        )
+        .unwrap();
+        let data = b.into_inner().unwrap();
+        let dir = tmp();
+        let stats = unpack(&data[..], dir.path()).unwrap();
+        assert_eq!(stats.whiteouts, 2);
+        assert_eq!(stats.files, 1);
+        let wh = fs_meta(&dir.path().join("etc/shadow"));
+        assert!(wh.file_type().is_char_device());
+        assert_eq!(wh.rdev(), 0);
+        assert!(!dir.path().join("etc/.wh.shadow").exists());
+        assert_eq!(
+            xattr(&dir.path().join("opq"), "trusted.overlay.opaque").as_deref(),
+            Some(&b"y"[..])
+        );
+        assert!(xattr(&dir.path().join("etc"), "trusted.overlay.opaque").is_none());
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("opq"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["kept"]);
+    }
+
+    fn fs_meta(p: &Path) -> std::fs::Metadata {
+        std::fs::symlink_metadata(p).unwrap()
+    }
+
+    #[test]
+    fn modes_owners_times_xattrs_and_special_files_are_kept() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = header(EntryType::Regular, 0o4755, 3);
+        h.set_uid(1000);
+        h.set_gid(1000);
+        b.append_pax_extensions([
+            ("mtime", &b"1600000000.25"[..]),
+            ("atime", &b"1600000001.5"[..]),
+            ("SCHILY.xattr.user.note", &b"hello"[..]),
+            (
+                "SCHILY.xattr.security.capability",
+                &[
+                    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                ][..],
+            ),
+            ("SCHILY.xattr.trusted.overlay.redirect", &b"/etc"[..]),
+        ])
+        .unwrap();
+        b.append_data(&mut h, "bin/suid", &b"abc"[..]).unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o2711, 0),
+            "bin/sgid",
+            &b""[..],
+        )
+        .unwrap();
+        let mut h = header(EntryType::Symlink, 0o777, 0);
+        h.set_uid(1000);
+        h.set_gid(1001);
+        h.set_mtime(1_234_567_890);
+        b.append_link(&mut h, "bin/link", "suid").unwrap();
+        b.append_link(
+            &mut header(EntryType::Link, 0o644, 0),
+            "bin/hard",
+            "bin/suid",
+        )
+        .unwrap();
+        let mut h = header(EntryType::Fifo, 0o620, 0);
+        h.set_uid(1000);
+        b.append_data(&mut h, "dev/fifo", &b""[..]).unwrap();
+        let mut h = header(EntryType::Char, 0o666, 0);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(5).unwrap();
+        b.append_data(&mut h, "dev/zero", &b""[..]).unwrap();
+        b.append_data(
+            &mut header(EntryType::Directory, 0o1777, 0),
+            "tmp/",
+            &b""[..],
+        )
+        .unwrap();
+        let data = b.into_inner().unwrap();
+
+        let dir = tmp();
+        let root = dir.path();
+        let stats = unpack(&data[..], root).unwrap();
+        assert_eq!(
+            stats,
+            UnpackStats {
+                files: 2,
+                dirs: 1,
+                symlinks: 1,
+                hardlinks: 1,
+                devices: 2,
+                whiteouts: 0,
+                bytes: 3,
+            }
+        );
+        let m = fs_meta(&root.join("bin/suid"));
+        assert_eq!(m.mode() & 0o7777, 0o4755);
+        assert_eq!((m.uid(), m.gid()), (1000, 1000));
+        assert_eq!((m.mtime(), m.mtime_nsec()), (1_600_000_000, 250_000_000));
+        assert_eq!((m.atime(), m.atime_nsec()), (1_600_000_001, 500_000_000));
+        assert_eq!(m.nlink(), 2);
+        assert_eq!(m.ino(), fs_meta(&root.join("bin/hard")).ino());
+        assert_eq!(
+            xattr(&root.join("bin/suid"), "user.note").as_deref(),
+            Some(&b"hello"[..])
+        );
+        assert_eq!(
+            xattr(&root.join("bin/suid"), "security.capability").map(|v| v.len()),
+            Some(20)
+        );
+        assert!(xattr(&root.join("bin/suid"), "trusted.overlay.redirect").is_none());
+        assert_eq!(fs_meta(&root.join("bin/sgid")).mode() & 0o7777, 0o2711);
+
+        let l = fs_meta(&root.join("bin/link"));
+        assert!(l.file_type().is_symlink());
+        assert_eq!((l.uid(), l.gid()), (1000, 1001));
+        assert_eq!(l.mtime(), 1_234_567_890);
+        assert_eq!(
+            std::fs::read_link(root.join("bin/link")).unwrap(),
+            Path::new("suid")
+        );
+
+        let f = fs_meta(&root.join("dev/fifo"));
+        assert!(f.file_type().is_fifo());
+        assert_eq!(f.mode() & 0o7777, 0o620);
+        assert_eq!(f.uid(), 1000);
+        let z = fs_meta(&root.join("dev/zero"));
+        assert!(z.file_type().is_char_device());
+        assert_eq!(z.rdev(), rfs::makedev(1, 5));
+        assert_eq!(fs_meta(&root.join("tmp")).mode() & 0o7777, 0o1777);
+        // Parents the layer did not list are made 0755.
+        assert_eq!(fs_meta(&root.join("bin")).mode() & 0o7777, 0o755);
+    }
+
+    #[test]
+    fn directory_metadata_is_applied_after_children_even_when_listed_after_them() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = header(EntryType::Directory, 0o555, 0);
+        h.set_mtime(1_000_000_000);
+        h.set_uid(1000);
+        b.append_data(&mut h, "ro/", &b""[..]).unwrap();
+        b.append_data(&mut header(EntryType::Regular, 0o644, 1), "ro/f", &b"x"[..])
+            .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 1),
+            "late/child",
+            &b"y"[..],
+        )
+        .unwrap();
+        let mut h = header(EntryType::Directory, 0o750, 0);
+        h.set_mtime(1_100_000_000);
+        h.set_gid(1000);
+        b.append_data(&mut h, "late/", &b""[..]).unwrap();
+        let data = b.into_inner().unwrap();
+        let dir = tmp();
+        let stats = unpack(&data[..], dir.path()).unwrap();
+        assert_eq!(stats.dirs, 2);
+        let ro = fs_meta(&dir.path().join("ro"));
+        assert_eq!(ro.mode() & 0o7777, 0o555);
+        assert_eq!(ro.mtime(), 1_000_000_000);
+        assert_eq!(ro.uid(), 1000);
+        let late = fs_meta(&dir.path().join("late"));
+        assert_eq!(late.mode() & 0o7777, 0o750);
+        assert_eq!(late.mtime(), 1_100_000_000);
+        assert_eq!(late.gid(), 1000);
+        assert!(dir.path().join("late/child").is_file());
+    }
+
+    #[test]
+    fn long_names_from_gnu_and_pax_headers() {
+        let long_dir = format!("{}/{}", "d".repeat(200), "e".repeat(200));
+        let long_file = format!("{long_dir}/{}", "f".repeat(250));
+        let mut b = tar::Builder::new(Vec::new());
+        // The tar crate writes a GNU long-name entry for this one.
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 2),
+            &long_file,
+            &b"hi"[..],
+        )
+        .unwrap();
+        let pax_name = format!("{long_dir}/{}", "p".repeat(240));
+        b.append_pax_extensions([("path", pax_name.as_bytes())])
+            .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 2),
+            "short",
+            &b"yo"[..],
+        )
+        .unwrap();
+        let target = format!("{}/{}", "t".repeat(150), "u".repeat(150));
+        b.append_link(&mut header(EntryType::Symlink, 0o777, 0), "sym", &target)
+            .unwrap();
+        let data = b.into_inner().unwrap();
+        let dir = tmp();
+        unpack(&data[..], dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join(&long_file)).unwrap(), b"hi");
+        assert_eq!(std::fs::read(dir.path().join(&pax_name)).unwrap(), b"yo");
+        assert!(!dir.path().join("short").exists());
+        assert_eq!(
+            std::fs::read_link(dir.path().join("sym")).unwrap(),
+            Path::new(&target)
+        );
+    }
+
+    #[test]
+    fn later_entries_replace_earlier_ones() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(&mut header(EntryType::Directory, 0o755, 0), "x/", &b""[..])
+            .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 1),
+            "x/inner",
+            &b"1"[..],
+        )
+        .unwrap();
+        b.append_data(&mut header(EntryType::Regular, 0o600, 2), "x", &b"22"[..])
+            .unwrap();
+        b.append_data(&mut header(EntryType::Regular, 0o644, 1), "y", &b"1"[..])
+            .unwrap();
+        b.append_data(&mut header(EntryType::Directory, 0o711, 0), "y/", &b""[..])
+            .unwrap();
+        b.append_data(&mut header(EntryType::Regular, 0o644, 1), "z", &b"1"[..])
+            .unwrap();
+        b.append_data(&mut header(EntryType::Regular, 0o644, 2), "z", &b"22"[..])
+            .unwrap();
+        let data = b.into_inner().unwrap();
+        let dir = tmp();
+        unpack(&data[..], dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"22");
+        let y = fs_meta(&dir.path().join("y"));
+        assert!(y.is_dir());
+        assert_eq!(y.mode() & 0o7777, 0o711);
+        assert_eq!(std::fs::read(dir.path().join("z")).unwrap(), b"22");
+    }
+
+    #[test]
+    fn libarchive_xattrs_are_decoded() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("LIBARCHIVE.xattr.user.a%3Db", &b"aGVsbG8"[..])])
+            .unwrap();
+        b.append_data(&mut header(EntryType::Regular, 0o644, 0), "f", &b""[..])
+            .unwrap();
+        let data = b.into_inner().unwrap();
+        let dir = tmp();
+        unpack(&data[..], dir.path()).unwrap();
+        assert_eq!(
+            xattr(&dir.path().join("f"), "user.a=b").as_deref(),
+            Some(&b"hello"[..])
+        );
+    }
+
+    #[test]
+    fn a_missing_target_is_a_clear_error() {
+        let err = unpack(&[][..], Path::new("/nonexistent/berth-target")).unwrap_err();
+        assert!(matches!(err, UnpackError::Target { .. }));
+        assert!(err.to_string().contains("/nonexistent/berth-target"));
+    }
+}
