@@ -554,3 +554,252 @@ impl Read for ChunkReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const SHA_B: &str = "sha256:3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d";
+    const SHA_C: &str = "sha256:2e7d2c03a9507ae265ecf5b5356885a53393a2029d241394997265a1a25aefc6";
+
+    fn d(s: &str) -> Digest {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn chain_ids_match_values_computed_by_hand() {
+        // printf 'sha256:e3b0… sha256:3e23…' | sha256sum
+        assert_eq!(chain_id(None, &d(EMPTY)), d(EMPTY));
+        let two = chain_id(Some(&d(EMPTY)), &d(SHA_B));
+        assert_eq!(
+            two.hex(),
+            "476bb6097114e56df6a058a9345a1b4df7fd4bdd65903498b074306ba7ccd926"
+        );
+        let three = chain_id(Some(&two), &d(SHA_C));
+        assert_eq!(
+            three.hex(),
+            "e92551d3402339b745d7d5b40120aa4efc4e7d5f6d9b5dff6ff4bd3969f74d00"
+        );
+    }
+
+    fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(1);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn store() -> (tempfile::TempDir, Snapshotter) {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-snap-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let s = Snapshotter::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    /// Names in snapshots/ other than lock files.
+    fn entries(s: &Snapshotter) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(s.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.ends_with(LOCK_SUFFIX))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn gzip_zstd_and_plain_layers_are_detected() {
+        let (_dir, s) = store();
+        let tar = layer(&[("etc/hostname", b"berth\n"), ("bin/x", &[9u8; 70_000])]);
+        let diff_id = Digest::of(&tar);
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        let parents = [None, Some(d(SHA_B)), Some(d(SHA_C))];
+        for (parent, blob) in parents.iter().zip([tar.clone(), gzip(&tar), zst]) {
+            let (id, outcome) = s
+                .unpack_layer_outcome(parent.as_ref(), &diff_id, &blob[..])
+                .unwrap();
+            assert_eq!(id, chain_id(parent.as_ref(), &diff_id));
+            assert!(
+                matches!(outcome, Outcome::Unpacked(st) if st.files == 2 && st.bytes == 70_006)
+            );
+            assert_eq!(
+                fs::read(s.diff_path(&id).join("etc/hostname")).unwrap(),
+                b"berth\n"
+            );
+            let meta = s.meta(&id).unwrap();
+            assert_eq!(meta.diff_id, diff_id);
+            assert_eq!(meta.parent, *parent);
+            assert_eq!(meta.tar_size, tar.len() as u64);
+            assert_eq!(meta.size, 70_006);
+        }
+        assert_eq!(s.list().unwrap().len(), 3);
+        assert!(entries(&s).iter().all(|n| !n.starts_with(TMP_PREFIX)));
+    }
+
+    #[test]
+    fn a_wrong_diff_id_is_refused_and_leaves_nothing() {
+        let (_dir, s) = store();
+        let tar = layer(&[("a", b"1")]);
+        let wrong = Digest::of(b"something else");
+        let err = s.unpack_layer(None, &wrong, &gzip(&tar)[..]).unwrap_err();
+        assert!(
+            matches!(&err, SnapshotError::DiffIdMismatch { expected, actual }
+                if *expected == wrong && *actual == Digest::of(&tar)),
+            "{err}"
+        );
+        assert!(err.to_string().contains("diff_id"));
+        assert!(!s.exists(&wrong));
+        assert!(entries(&s).is_empty(), "{:?}", entries(&s));
+    }
+
+    #[test]
+    fn bytes_after_the_end_of_archive_are_part_of_the_diff_id() {
+        let (_dir, s) = store();
+        let mut tar = layer(&[("a", b"1")]);
+        let short = Digest::of(&tar);
+        tar.extend_from_slice(&[0u8; 8192]);
+        tar.extend_from_slice(b"trailing");
+        let err = s.unpack_layer(None, &short, &tar[..]).unwrap_err();
+        assert!(matches!(err, SnapshotError::DiffIdMismatch { .. }), "{err}");
+        let full = Digest::of(&tar);
+        let id = s.unpack_layer(None, &full, &tar[..]).unwrap();
+        assert_eq!(id, full);
+        assert_eq!(s.meta(&id).unwrap().tar_size, tar.len() as u64);
+    }
+
+    #[test]
+    fn broken_streams_and_hostile_entries_leave_nothing() {
+        let (_dir, s) = store();
+        let tar = layer(&[("a", &[1u8; 100_000])]);
+        let diff_id = Digest::of(&tar);
+        let gz = gzip(&tar);
+        let err = s
+            .unpack_layer(None, &diff_id, &gz[..gz.len() / 2])
+            .unwrap_err();
+        assert!(matches!(err, SnapshotError::Read { .. }), "{err}");
+
+        let mut corrupt = gz.clone();
+        corrupt[40] ^= 0xff;
+        assert!(s.unpack_layer(None, &diff_id, &corrupt[..]).is_err());
+
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        h.set_link_name("/etc/passwd").unwrap();
+        b.append_data(&mut h, "h", &b""[..]).unwrap();
+        let evil = b.into_inner().unwrap();
+        let err = s
+            .unpack_layer(None, &Digest::of(&evil), &evil[..])
+            .unwrap_err();
+        assert!(matches!(err, SnapshotError::Unpack { .. }), "{err}");
+        assert!(err.to_string().contains("does not exist in this layer"));
+        assert!(entries(&s).is_empty(), "{:?}", entries(&s));
+        assert!(s.list().unwrap().is_empty());
+    }
+
+    /// A reader that dawdles, so concurrent callers really overlap.
+    struct Slow<'a>(&'a [u8]);
+
+    impl Read for Slow<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let n = buf.len().min(self.0.len()).min(4096);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn concurrent_unpacks_of_one_layer_do_the_work_once() {
+        let (_dir, s) = store();
+        let tar = layer(&[("big", &[5u8; 200_000]), ("small", b"s")]);
+        let diff_id = Digest::of(&tar);
+        let gz = gzip(&tar);
+        let barrier = Arc::new(Barrier::new(4));
+        let outcomes: Vec<(Digest, Outcome)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let barrier = barrier.clone();
+                    let (s, gz, diff_id) = (&s, &gz, &diff_id);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        s.unpack_layer_outcome(None, diff_id, Slow(gz)).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let fresh = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Unpacked(_)))
+            .count();
+        assert_eq!(fresh, 1, "{outcomes:?}");
+        assert!(outcomes.iter().all(|(id, _)| *id == diff_id));
+        assert_eq!(entries(&s), vec![diff_id.hex().to_string()]);
+    }
+
+    #[test]
+    fn open_removes_unlocked_leftovers_only() {
+        let (dir, s) = store();
+        let stale = s.dir().join("tmp-stale");
+        fs::create_dir_all(stale.join("diff/deep")).unwrap();
+        fs::write(stale.join("diff/deep/f"), b"x").unwrap();
+        let live = s.dir().join("tmp-live");
+        fs::create_dir(&live).unwrap();
+        let held = File::open(&live).unwrap();
+        rfs::flock(&held, FlockOperation::NonBlockingLockExclusive).unwrap();
+
+        let s2 = Snapshotter::open(dir.path()).unwrap();
+        assert!(!stale.exists());
+        assert!(live.exists());
+        drop(held);
+        drop(s2);
+        Snapshotter::open(dir.path()).unwrap();
+        assert!(!live.exists());
+    }
+
+    #[test]
+    fn list_meta_and_remove() {
+        let (_dir, s) = store();
+        let tar = layer(&[("f", b"1")]);
+        let diff_id = Digest::of(&tar);
+        let base = s.unpack_layer(None, &diff_id, &tar[..]).unwrap();
+        let tar2 = layer(&[("g", b"22")]);
+        let child = s
+            .unpack_layer(Some(&base), &Digest::of(&tar2), &tar2[..])
+            .unwrap();
+        let mut want = vec![base.clone(), child.clone()];
+        want.sort();
+        assert_eq!(s.list().unwrap(), want);
+        assert_eq!(s.meta(&child).unwrap().parent, Some(base.clone()));
+        // A second unpack of a present layer does not read the stream at all.
+        let (_, outcome) = s
+            .unpack_layer_outcome(None, &diff_id, &b"not even a tar"[..])
+            .unwrap();
+        assert_eq!(outcome, Outcome::Existing);
+
+        assert!(s.remove(&base).unwrap());
+        assert!(!s.remove(&base).unwrap());
+        assert!(!s.exists(&base));
+        assert!(matches!(s.meta(&base), Err(SnapshotError::NotFound(_))));
+        assert_eq!(s.list().unwrap(), vec![child.clone()]);
+        assert_eq!(entries(&s), vec![child.hex().to_string()]);
+    }
+}
