@@ -9,6 +9,9 @@ pub mod digest;
 pub mod imagespec;
 pub mod reference;
 pub mod registry;
+pub mod service;
+pub mod snapshot;
 pub mod store;
 #[doc(hidden)]
 pub mod testkit;
+pub mod unpack;
