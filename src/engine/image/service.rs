@@ -176,7 +176,9 @@ impl ImageService {
             .unwrap_or_else(|| resolved.manifest_digest.clone());
         let repo_digest = format!("{}@{}", reference.repository(), pin);
         let tags: Vec<String> = if reference.tag.is_some() {
-            vec![reference.with_digest(None).to_string()]
+            let mut plain = reference.clone();
+            plain.digest = None;
+            vec![plain.to_string()]
         } else {
             Vec::new()
         };
@@ -457,7 +459,7 @@ impl ImageService {
             .read_capped(&record.manifest_digest, super::store::MAX_MANIFEST_BYTES)?;
         let digest = self
             .registry
-            .push_manifest(reference, &record.manifest_media_type, manifest.into())
+            .push_manifest(reference, &record.manifest_media_type, &manifest)
             .await?;
         let mut updated = record;
         merge_names(
