@@ -31,8 +31,11 @@ use serde::{Deserialize, Serialize};
 
 use super::content::{ContentError, ContentStore, Ingest};
 use super::digest::{Digest, HashingReader};
-use super::imagespec::{media, Compression, ConfigSubset, Descriptor, Index, Manifest, Platform};
-use super::store::{ImageRecord, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
+use super::imagespec::{
+    media, Compression, ConfigSubset, Descriptor, Index, Manifest, Platform, MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+};
+use super::store::ImageRecord;
 
 /// Cap on the in-memory metadata files (manifest.json, index.json, …).
 pub const MAX_METADATA_BYTES: u64 = 8 << 20;

@@ -21,12 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use super::content::{ContentError, ContentStore};
 use super::digest::Digest;
-use super::imagespec::{self, media, ConfigSubset, Manifest, Platform};
-
-/// Manifests and configs are small; a registry caps manifests at 4 MiB. Anything bigger is
-/// refused before it is read into memory.
-pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+use super::imagespec::{
+    self, media, ConfigSubset, Manifest, Platform, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -404,7 +404,7 @@ impl TestImage {
         self.platform = Platform {
             architecture: arch.to_string(),
             os: os.to_string(),
-            variant: None,
+            ..Platform::default()
         };
         self
     }
