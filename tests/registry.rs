@@ -5,11 +5,12 @@ use std::io::Write;
 use std::time::Duration;
 
 use berth::engine::image::digest::{Digest, HashingWriter};
-use berth::engine::image::reference::Reference;
-use berth::engine::image::registry::manifest::{
-    self, Descriptor, Platform, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST,
+use berth::engine::image::imagespec::media::{
+    self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG,
+    OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST,
 };
+use berth::engine::image::imagespec::{Descriptor, Platform};
+use berth::engine::image::reference::Reference;
 use berth::engine::image::registry::testsupport::{
     token_server, BearerAuth, FakeRegistry, TestRegistry,
 };
@@ -652,7 +653,7 @@ async fn schema1_manifests_are_refused_clearly() {
         "signatures": [{"header": {}, "signature": "abc", "protected": "def"}],
     });
     let bytes = serde_json::to_vec_pretty(&s1).unwrap();
-    fake.add_manifest("lib/old", "1", manifest::DOCKER_SCHEMA1_SIGNED, &bytes);
+    fake.add_manifest("lib/old", "1", media::DOCKER_SCHEMA1_SIGNED, &bytes);
     fake.add_manifest("lib/old", "json", "application/json", &bytes);
     let dir = tempfile::tempdir().unwrap();
     let c = client(&dir);

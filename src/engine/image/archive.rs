@@ -31,8 +31,11 @@ use serde::{Deserialize, Serialize};
 
 use super::content::{ContentError, ContentStore, Ingest};
 use super::digest::{Digest, HashingReader};
-use super::imagespec::{media, Compression, ConfigSubset, Descriptor, Index, Manifest, Platform};
-use super::store::{ImageRecord, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
+use super::imagespec::{
+    media, Compression, ConfigSubset, Descriptor, Index, Manifest, Platform, MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+};
+use super::store::ImageRecord;
 
 /// Cap on the in-memory metadata files (manifest.json, index.json, …).
 pub const MAX_METADATA_BYTES: u64 = 8 << 20;
@@ -784,6 +787,17 @@ pub(crate) fn split_tag(name: &str) -> (&str, &str) {
     }
 }
 
+/// `desc` as an OCI layout's index.json entry naming `tag` (a full reference): containerd's
+/// annotation carries the whole name, the OCI one just the tag (as containerd exports do).
+pub(crate) fn named_in_layout(desc: &Descriptor, tag: &str) -> Descriptor {
+    let mut d = desc.clone();
+    d.annotations
+        .insert(media::ANNOTATION_CONTAINERD_NAME.into(), tag.to_string());
+    d.annotations
+        .insert(media::ANNOTATION_REF_NAME.into(), split_tag(tag).1.into());
+    d
+}
+
 /// Docker writes familiar names (`busybox:latest`) into manifest.json and repositories.
 /// Only the Docker Hub prefix is dropped, so this is the exact inverse of normalization.
 fn familiar(name: &str) -> &str {
@@ -848,12 +862,7 @@ pub fn save<W: Write>(
             index.manifests.push(desc.clone());
         }
         for tag in &image.repo_tags {
-            let mut d = desc.clone();
-            d.annotations
-                .insert(media::ANNOTATION_CONTAINERD_NAME.into(), tag.clone());
-            d.annotations
-                .insert(media::ANNOTATION_REF_NAME.into(), split_tag(tag).1.into());
-            index.manifests.push(d);
+            index.manifests.push(named_in_layout(&desc, tag));
             if let Some(top) = image.layers.last() {
                 let (repo, t) = split_tag(familiar(tag));
                 repositories

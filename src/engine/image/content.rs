@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::{flock, FlockOperation};
 
 use super::digest::{Digest, Hasher};
+use super::fsutil;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {
@@ -220,9 +221,11 @@ fn hash_reader(mut r: impl Read, path: &Path) -> Result<Hasher, ContentError> {
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), ContentError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
+    fsutil::fsync_dir(dir).map_err(|e| ContentError::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// What [`ContentStore::ingest`] found.

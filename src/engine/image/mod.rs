@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod content;
 pub mod digest;
+pub mod fsutil;
 pub mod imagespec;
 pub mod reference;
 pub mod registry;

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -21,12 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use super::content::{ContentError, ContentStore};
 use super::digest::Digest;
-use super::imagespec::{self, media, ConfigSubset, Manifest, Platform};
-
-/// Manifests and configs are small; a registry caps manifests at 4 MiB. Anything bigger is
-/// refused before it is read into memory.
-pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+use super::fsutil;
+use super::imagespec::{
+    self, media, ConfigSubset, Manifest, Platform, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -230,7 +228,6 @@ const INDEX_VERSION: u32 = 1;
 /// Handle to the image index under `<root>/images`. Cheap to clone; state is on disk.
 #[derive(Clone, Debug)]
 pub struct ImageStore {
-    dir: PathBuf,
     index: PathBuf,
     lock: PathBuf,
 }
@@ -288,7 +285,6 @@ impl ImageStore {
         Ok(ImageStore {
             index: dir.join("images.json"),
             lock: dir.join("lock"),
-            dir,
         })
     }
 
@@ -323,18 +319,12 @@ impl ImageStore {
             source: io::Error::other(e),
         })?;
         bytes.push(b'\n');
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".images.json.tmp-")
-            .tempfile_in(&self.dir)
-            .map_err(io_err("create temporary file in", &self.dir))?;
-        tmp.write_all(&bytes)
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(io_err("write", tmp.path()))?;
-        tmp.persist(&self.index)
-            .map_err(|e| io_err("replace", &self.index)(e.error))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("fsync directory", &self.dir))
+        // 0600: the mode the file always had (tempfile's default).
+        fsutil::write_atomic(&self.index, &bytes, 0o600).map_err(|e| StoreError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        })
     }
 
     /// Runs a read-modify-write under the store lock; saves if `f` says it changed things.

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
-use super::archive::split_tag;
+use super::archive::{named_in_layout, split_tag};
 use super::digest::Digest;
 use super::imagespec::{self, media, Compression, Descriptor, Index, Manifest, Platform};
 
@@ -404,7 +404,7 @@ impl TestImage {
         self.platform = Platform {
             architecture: arch.to_string(),
             os: os.to_string(),
-            variant: None,
+            ..Platform::default()
         };
         self
     }
@@ -581,12 +581,7 @@ fn oci_layout_files(images: &[ImageParts]) -> Vec<(String, Vec<u8>)> {
             index.manifests.push(desc.clone());
         }
         for tag in &p.tags {
-            let mut d = desc.clone();
-            d.annotations
-                .insert(media::ANNOTATION_CONTAINERD_NAME.into(), tag.clone());
-            d.annotations
-                .insert(media::ANNOTATION_REF_NAME.into(), split_tag(tag).1.into());
-            index.manifests.push(d);
+            index.manifests.push(named_in_layout(&desc, tag));
         }
     }
     files.insert("index.json".into(), to_json(&index));

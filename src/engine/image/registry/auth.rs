@@ -2,7 +2,6 @@
 //! a token cache, and credentials in Docker's `config.json` (read, and written by login).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::RegistryError;
+use crate::engine::image::fsutil;
 use crate::engine::image::reference::DEFAULT_DOMAIN;
 
 /// The key `docker login` uses for Docker Hub in config.json.
@@ -448,7 +448,8 @@ fn edit_config(
     write_atomic_private(path, &text)
 }
 
-/// Temp file in the same directory, mode 0600, fsync, rename, fsync the directory.
+/// Creates a missing directory 0700, then replaces the file atomically with mode 0600
+/// (it holds credentials).
 fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |source| RegistryError::Io {
@@ -463,20 +464,7 @@ fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> 
         std::fs::create_dir_all(dir).map_err(io)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
     }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".config.json.")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
-    Ok(())
+    fsutil::write_atomic(path, bytes, 0o600).map_err(|e| io(e.source))
 }
 
 #[cfg(test)]

@@ -29,11 +29,12 @@ use reqwest::{Method, StatusCode, Url};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use self::auth::{AuthCache, Challenge, CredentialLookup, Credentials};
-use self::manifest::{Descriptor, Manifest, Platform};
+use self::manifest::Document;
 use super::digest::Digest;
+use super::imagespec::{media, Descriptor, Platform, SpecError, MAX_MANIFEST_BYTES};
 use super::reference::{is_loopback_host, is_valid_tag, registry_host, split_host_port, Reference};
 
-pub use self::manifest::{ImageIndex, ImageManifest, MANIFEST_ACCEPT, MANIFEST_SIZE_LIMIT};
+pub use self::manifest::MANIFEST_ACCEPT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -81,8 +82,8 @@ pub enum RegistryError {
         reference: String,
         media_type: String,
     },
-    #[error("invalid platform {0:?}: expected os/arch[/variant], e.g. linux/arm64/v8")]
-    Platform(String),
+    #[error(transparent)]
+    Platform(#[from] SpecError),
     #[error(
         "{reference} has no image for platform {wanted}; available: {}",
         if available.is_empty() { "none".to_string() } else { available.join(", ") }
@@ -282,7 +283,7 @@ pub struct FetchedManifest {
     pub digest: Digest,
     pub media_type: String,
     pub bytes: Bytes,
-    pub manifest: Manifest,
+    pub manifest: Document,
 }
 
 /// How a blob download ended.
@@ -1111,12 +1112,12 @@ impl RegistryClient {
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            match read_limited(resp, MANIFEST_SIZE_LIMIT).await {
+            match read_limited(resp, MAX_MANIFEST_BYTES).await {
                 Ok(Some(b)) => break (b, ct),
                 Ok(None) => {
                     return Err(RegistryError::ManifestTooLarge {
                         reference: shown,
-                        limit: MANIFEST_SIZE_LIMIT,
+                        limit: MAX_MANIFEST_BYTES,
                     })
                 }
                 Err(_) if attempt < self.config.max_retries => {
@@ -1155,8 +1156,8 @@ impl RegistryClient {
     ) -> Result<Resolved, RegistryError> {
         let top = self.fetch_manifest(r, &r.manifest_ref()).await?;
         let (image, index_digest) = match top.manifest {
-            Manifest::Image(_) => (top, None),
-            Manifest::Index(ref index) => {
+            Document::Image(_) => (top, None),
+            Document::Index(ref index) => {
                 let entry = manifest::select_platform(&r.to_string(), index, platform)?;
                 let child = self.fetch_manifest(r, &entry.digest.to_string()).await?;
                 if child.bytes.len() as u64 != entry.size {
@@ -1173,15 +1174,13 @@ impl RegistryClient {
             }
         };
         let shown = display_ref(r, &image.digest.to_string());
-        let Manifest::Image(m) = image.manifest else {
+        let Document::Image(m) = image.manifest else {
             return Err(RegistryError::InvalidManifest {
                 reference: shown,
                 detail: "an index entry points to another index".into(),
             });
         };
-        if m.config.media_type != manifest::OCI_CONFIG
-            && m.config.media_type != manifest::DOCKER_CONFIG
-        {
+        if !media::is_config(&m.config.media_type) {
             return Err(RegistryError::UnsupportedMediaType {
                 reference: format!("{shown} (not a container image: config)"),
                 media_type: m.config.media_type,
@@ -1563,10 +1562,10 @@ impl RegistryClient {
     ) -> Result<Digest, RegistryError> {
         let digest = Digest::of(bytes);
         let shown = r.to_string();
-        if bytes.len() as u64 > MANIFEST_SIZE_LIMIT {
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
             return Err(RegistryError::ManifestTooLarge {
                 reference: shown,
-                limit: MANIFEST_SIZE_LIMIT,
+                limit: MAX_MANIFEST_BYTES,
             });
         }
         if let Some(want) = &r.digest {
