@@ -176,7 +176,16 @@ impl Platform {
 
     /// The platform this process runs on (always Linux for berth), in Go's GOARCH names.
     pub fn host() -> Platform {
-        Platform::new("linux", std::env::consts::ARCH, None)
+        // Rust's names where normalization does not already map them to Go's.
+        let arch = match std::env::consts::ARCH {
+            "x86" => "386",
+            "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+            "powerpc64" => "ppc64",
+            "loongarch64" => "loong64",
+            "mips64" if cfg!(target_endian = "little") => "mips64le",
+            other => other,
+        };
+        Platform::new("linux", arch, None)
     }
 
     /// Parses `os/arch[/variant]` or a bare `arch` (Linux assumed), as `--platform` does.
@@ -188,7 +197,7 @@ impl Platform {
         }
         match parts.as_slice() {
             [arch] if !is_os(arch) => Ok(Platform::new("linux", arch, None)),
-            [os] => Ok(Platform::new(os, std::env::consts::ARCH, None)),
+            [os] => Ok(Platform::new(os, &Platform::host().architecture, None)),
             [os, arch] => Ok(Platform::new(os, arch, None)),
             [os, arch, variant] => Ok(Platform::new(os, arch, Some(variant))),
             _ => Err(bad()),
