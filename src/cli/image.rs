@@ -161,19 +161,24 @@ pub(super) fn pull(
     let rt = runtime()?;
     let progress = Progress::new(args.quiet);
     let results = rt.block_on(async {
+        let count = images.len();
         let jobs = images.iter().map(|(label, reference)| {
             let svc = &svc;
             let platform = &platform;
             let progress = &progress;
             async move {
-                if !args.quiet && images.len() == 1 {
+                if !args.quiet && count == 1 {
                     progress.line(&format!(
                         "{}: Pulling from {}",
                         reference.tag.as_deref().unwrap_or("latest"),
                         reference.familiar_name()
                     ));
                 }
-                (label, reference, svc.pull(reference, platform, progress).await)
+                (
+                    label,
+                    reference,
+                    svc.pull(reference, platform, progress).await,
+                )
             }
         });
         futures_util::future::join_all(jobs).await
@@ -231,7 +236,12 @@ fn pull_targets(
         .map(|p| {
             p.services
                 .iter()
-                .map(|(name, s)| (name.clone(), s.image.clone()))
+                .map(|(name, s)| {
+                    (
+                        name.clone(),
+                        Some(s.image.clone()).filter(|i| !i.is_empty()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -382,13 +392,22 @@ struct Row {
 fn rows_of(r: &ImageRecord, now: SystemTime) -> Vec<Row> {
     let created = r.created.as_deref().and_then(parse_rfc3339);
     let created_since = created
-        .map(|t| format!("{} ago", human_duration(now.duration_since(t).unwrap_or_default())))
+        .map(|t| {
+            format!(
+                "{} ago",
+                human_duration(now.duration_since(t).unwrap_or_default())
+            )
+        })
         .unwrap_or_else(|| "N/A".into());
     let created_at = r.created.clone().unwrap_or_default();
     let digest_of = |repo: &str| {
         r.repo_digests
             .iter()
-            .find_map(|d| d.split_once('@').filter(|(n, _)| *n == repo).map(|(_, d)| d))
+            .find_map(|d| {
+                d.split_once('@')
+                    .filter(|(n, _)| *n == repo)
+                    .map(|(_, d)| d)
+            })
             .unwrap_or("<none>")
             .to_string()
     };
@@ -567,9 +586,9 @@ pub(super) fn rmi(engine: &EngineArgs, args: &RmiArgs) -> Result<(), String> {
 pub(super) fn load(engine: &EngineArgs, args: &LoadArgs) -> Result<(), String> {
     let svc = service(engine)?;
     let input: Box<dyn Read> = match &args.input {
-        Some(path) => Box::new(
-            std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        ),
+        Some(path) => {
+            Box::new(std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
         None => {
             if std::io::stdin().is_terminal() {
                 return Err("requested load from stdin, but stdin is empty".into());
@@ -632,13 +651,20 @@ pub(super) fn tag(engine: &EngineArgs, args: &TagArgs) -> Result<(), String> {
 }
 
 pub(super) fn login(engine: &EngineArgs, args: &LoginArgs) -> Result<(), String> {
-    let server = args.server.clone().unwrap_or_else(|| DOCKER_HUB.to_string());
+    let server = args
+        .server
+        .clone()
+        .unwrap_or_else(|| DOCKER_HUB.to_string());
     let username = match &args.username {
         Some(u) => u.clone(),
-        None => return Err("login needs --username (interactive prompts are not supported)".into()),
+        None => {
+            return Err("login needs --username (interactive prompts are not supported)".into())
+        }
     };
     let password = match (&args.password, args.password_stdin) {
-        (Some(_), true) => return Err("--password and --password-stdin are mutually exclusive".into()),
+        (Some(_), true) => {
+            return Err("--password and --password-stdin are mutually exclusive".into())
+        }
         (Some(p), false) => {
             eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
             p.clone()
@@ -661,7 +687,10 @@ pub(super) fn login(engine: &EngineArgs, args: &LoginArgs) -> Result<(), String>
 }
 
 pub(super) fn logout(engine: &EngineArgs, args: &LogoutArgs) -> Result<(), String> {
-    let server = args.server.clone().unwrap_or_else(|| DOCKER_HUB.to_string());
+    let server = args
+        .server
+        .clone()
+        .unwrap_or_else(|| DOCKER_HUB.to_string());
     let svc = service(engine)?;
     let removed = svc.registry().logout(&server).map_err(|e| e.to_string())?;
     if removed {

@@ -53,14 +53,29 @@ pub struct ProjectArgs {
 #[derive(Debug, Args)]
 pub struct EngineArgs {
     /// Root of berth's persistent state
-    #[arg(long, env = "BERTH_ROOT", default_value = "/var/lib/berth", global = true)]
+    #[arg(
+        long,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth",
+        global = true
+    )]
     pub root: PathBuf,
     /// Registry (`host[:port]` or CIDR) that may be reached over plain HTTP (repeatable;
     /// loopback registries always may)
-    #[arg(long = "insecure-registry", env = "BERTH_INSECURE_REGISTRIES", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "insecure-registry",
+        env = "BERTH_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        global = true
+    )]
     pub insecure_registries: Vec<String>,
     /// Mirror for Docker Hub, tried before it (repeatable)
-    #[arg(long = "registry-mirror", env = "BERTH_REGISTRY_MIRRORS", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "registry-mirror",
+        env = "BERTH_REGISTRY_MIRRORS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub registry_mirrors: Vec<String>,
 }
 

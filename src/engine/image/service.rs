@@ -185,8 +185,7 @@ impl ImageService {
 
         // Already complete locally with this manifest: only the names may change.
         if let Ok(existing) = self.images.get_by_ref(&repo_digest) {
-            if existing.manifest_digest == resolved.manifest_digest && self.is_complete(&existing)
-            {
+            if existing.manifest_digest == resolved.manifest_digest && self.is_complete(&existing) {
                 let mut record = existing;
                 merge_names(&mut record, tags, vec![repo_digest]);
                 let record = self.images.put(record)?;
@@ -222,7 +221,11 @@ impl ImageService {
         if !self.content.has(&resolved.config.digest) {
             let config = self
                 .registry
-                .fetch_blob_verified(reference, &resolved.config, super::store::MAX_CONFIG_BYTES)
+                .fetch_blob_verified(
+                    reference,
+                    &resolved.config,
+                    super::imagespec::MAX_CONFIG_BYTES,
+                )
                 .await?;
             self.content.write_blob(&config)?;
         }
@@ -316,7 +319,11 @@ impl ImageService {
         progress: &dyn PullProgress,
     ) -> Result<(), ImageError> {
         let id = desc.digest.short().to_string();
-        let mut writer = match self.content.ingest_async(&desc.digest, Some(desc.size)).await? {
+        let mut writer = match self
+            .content
+            .ingest_async(&desc.digest, Some(desc.size))
+            .await?
+        {
             Ingest::AlreadyPresent(_) => {
                 progress.event(name, PullEvent::DownloadComplete(id));
                 return Ok(());
@@ -428,7 +435,8 @@ impl ImageService {
                 message: "refusing to create a tag with a digest reference".into(),
             });
         }
-        self.images.tag(&record.id.to_string(), &target.to_string())?;
+        self.images
+            .tag(&record.id.to_string(), &target.to_string())?;
         Ok(())
     }
 
@@ -452,11 +460,16 @@ impl ImageService {
         let config_size = self.content.size(&record.id)?;
         let desc = Descriptor::new(&record.config_media_type, record.id.clone(), config_size);
         self.registry
-            .push_blob(reference, &desc, BlobBody::File(self.content.path(&record.id)))
+            .push_blob(
+                reference,
+                &desc,
+                BlobBody::File(self.content.path(&record.id)),
+            )
             .await?;
-        let manifest = self
-            .content
-            .read_capped(&record.manifest_digest, super::store::MAX_MANIFEST_BYTES)?;
+        let manifest = self.content.read_capped(
+            &record.manifest_digest,
+            super::imagespec::MAX_MANIFEST_BYTES,
+        )?;
         let digest = self
             .registry
             .push_manifest(reference, &record.manifest_media_type, &manifest)
@@ -481,23 +494,26 @@ impl ImageService {
             .ok()
             .map(|r| r.to_string())
             .filter(|n| record.repo_tags.contains(n) || record.repo_digests.contains(n));
-        match by_name {
-            Some(n) if record.repo_tags.len() + record.repo_digests.len() > 1 && !force => {
-                let u = self.images.untag(&n)?;
-                removed.untagged.push(n);
-                if u.now_unnamed {
-                    self.images.remove(&record.id)?;
-                    removed.deleted.push(record.id.clone());
-                }
+        let tags_left: Vec<&String> = record
+            .repo_tags
+            .iter()
+            .filter(|t| Some(*t) != by_name.as_ref())
+            .collect();
+        match &by_name {
+            // Another tag keeps the image: only this name goes.
+            Some(n) if !tags_left.is_empty() => {
+                self.images.untag(n)?;
+                removed.untagged.push(n.clone());
             }
+            // By id, an image with several tags needs force (Docker's rule).
+            None if record.repo_tags.len() > 1 && !force => {
+                return Err(ImageError::InUse(format!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    record.id.short()
+                )));
+            }
+            // The last tag (or the id): every name goes, digests included, then the image.
             _ => {
-                let named = record.repo_tags.len() > 1;
-                if named && !force && by_name.is_none() {
-                    return Err(ImageError::InUse(format!(
-                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                        record.id.short()
-                    )));
-                }
                 removed
                     .untagged
                     .extend(record.repo_tags.iter().chain(&record.repo_digests).cloned());

@@ -41,7 +41,7 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("no such image: {0}")]
+    #[error("No such image: {0}")]
     NotFound(String),
     #[error("image id prefix {prefix:?} is ambiguous: it matches {count} images")]
     Ambiguous { prefix: String, count: usize },

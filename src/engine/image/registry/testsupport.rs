@@ -138,7 +138,7 @@ fn registry_config(
     std::fs::create_dir_all(&data)?;
     let mut yaml = format!(
         "version: 0.1\n\
-         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         log:\n  level: warn\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
          maintenance:\n    uploadpurging:\n      enabled: false\n\
          http:\n  addr: {addr}\n  secret: berth-test-secret\n",
