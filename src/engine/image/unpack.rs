@@ -474,7 +474,11 @@ impl Unpacker {
             let fd = match rfs::openat(at, comp.as_slice(), flags, Mode::empty()) {
                 Err(Errno::NOENT) => {
                     rfs::mkdirat(at, comp.as_slice(), Mode::from_raw_mode(0o755))?;
-                    rfs::openat(at, comp.as_slice(), flags, Mode::empty())?
+                    let fd = rfs::openat(at, comp.as_slice(), flags, Mode::empty())?;
+                    // 0755 whatever the process umask, or non-root containers could not
+                    // traverse it.
+                    rfs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
+                    fd
                 }
                 // O_NOFOLLOW met a symlink (ELOOP) or a non-directory (ENOTDIR).
                 Err(Errno::LOOP | Errno::NOTDIR) => {
