@@ -407,6 +407,26 @@ fn whiteouts_and_opaque_markers_stay_in_the_root() {
 }
 
 #[test]
+fn whiteouts_of_dot_and_dotdot_are_refused() {
+    for name in ["d/.wh..", "d/.wh...", ".wh..", ".wh..."] {
+        let s = Sandbox::new();
+        let layer = Layer::new()
+            .dir("d/")
+            .file("d/keep", b"k")
+            .file("keep", b"k")
+            .file(name, b"")
+            .finish();
+        let err = s.unpack(layer).unwrap_err();
+        assert!(
+            err.to_string().contains("whiteout of an invalid name"),
+            "{name}: {err}"
+        );
+        assert!(is_file_with(&s.inside("d/keep"), b"k"), "{name}");
+        assert!(is_file_with(&s.inside("keep"), b"k"), "{name}");
+    }
+}
+
+#[test]
 fn a_directory_entry_replaces_a_symlink_to_outside() {
     let s = Sandbox::new();
     let abs = s.dir.display().to_string();

@@ -474,7 +474,11 @@ impl Unpacker {
             let fd = match rfs::openat(at, comp.as_slice(), flags, Mode::empty()) {
                 Err(Errno::NOENT) => {
                     rfs::mkdirat(at, comp.as_slice(), Mode::from_raw_mode(0o755))?;
-                    rfs::openat(at, comp.as_slice(), flags, Mode::empty())?
+                    let fd = rfs::openat(at, comp.as_slice(), flags, Mode::empty())?;
+                    // 0755 whatever the process umask, or non-root containers could not
+                    // traverse it.
+                    rfs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
+                    fd
                 }
                 // O_NOFOLLOW met a symlink (ELOOP) or a non-directory (ENOTDIR).
                 Err(Errno::LOOP | Errno::NOTDIR) => {
@@ -511,6 +515,11 @@ impl Unpacker {
     /// Removes whatever is at `name` so a new entry can take its place (tar semantics:
     /// the later entry wins; a directory goes with its contents, as in containerd).
     fn remove(&mut self, parent: &OwnedFd, name: &[u8], entry: &str) -> Result<(), UnpackError> {
+        // Callers pass one cleaned component; anything else must never reach the
+        // recursive removal below.
+        if matches!(name, b"" | b"." | b"..") || name.contains(&b'/') {
+            return Err(invalid(entry, "refusing to remove an invalid name"));
+        }
         self.cached = None;
         match rfs::unlinkat(parent, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
@@ -822,8 +831,9 @@ impl Unpacker {
             return Ok(());
         }
         let hidden = &base[WHITEOUT_PREFIX.len()..];
-        if hidden.is_empty() {
-            return Err(invalid(entry, "whiteout without a name"));
+        // `.wh..` and `.wh...` would name the directory itself or its parent.
+        if matches!(hidden, b"" | b"." | b"..") {
+            return Err(invalid(entry, "whiteout of an invalid name"));
         }
         let whiteout =
             |p: &OwnedFd| rfs::mknodat(p, hidden, FileType::CharacterDevice, Mode::empty(), 0);
