@@ -44,13 +44,21 @@ fn run() -> Result<(), String> {
         let client = RegistryClient::new(RegistryConfig::default()).map_err(|e| e.to_string())?;
         for l in &parts.layers {
             client
-                .push_blob(&reference, &l.descriptor(), BlobBody::Bytes(l.data.clone().into()))
+                .push_blob(
+                    &reference,
+                    &l.descriptor(),
+                    BlobBody::Bytes(l.data.clone().into()),
+                )
                 .await
                 .map_err(|e| e.to_string())?;
         }
         let cfg: Descriptor = parts.config_descriptor();
         client
-            .push_blob(&reference, &cfg, BlobBody::Bytes(parts.config.clone().into()))
+            .push_blob(
+                &reference,
+                &cfg,
+                BlobBody::Bytes(parts.config.clone().into()),
+            )
             .await
             .map_err(|e| e.to_string())?;
         client
@@ -61,7 +69,7 @@ fn run() -> Result<(), String> {
     })?;
     println!(
         "image: {LAYERS} layers, {} MB uncompressed, {} MB gzip",
-        LAYERS * LAYER_BYTES >> 20,
+        (LAYERS * LAYER_BYTES) >> 20,
         compressed >> 20
     );
 
@@ -107,10 +115,16 @@ fn run() -> Result<(), String> {
         }
     }
     let b = median(&mut berth_times);
-    println!("berth pull:           median {:.2} s over {RUNS} runs", b.as_secs_f64());
+    println!(
+        "berth pull:           median {:.2} s over {RUNS} runs",
+        b.as_secs_f64()
+    );
     if peers {
         let p = median(&mut peer_times);
-        println!("skopeo copy + umoci:  median {:.2} s over {RUNS} runs", p.as_secs_f64());
+        println!(
+            "skopeo copy + umoci:  median {:.2} s over {RUNS} runs",
+            p.as_secs_f64()
+        );
         println!("ratio berth/peer: {:.2}", b.as_secs_f64() / p.as_secs_f64());
     } else {
         println!("skopeo/umoci not installed: no peer figure");
@@ -132,7 +146,11 @@ fn layer_files(layer: usize) -> Vec<(String, Vec<u8>)> {
     let mut total = 0;
     let mut i = 0;
     while total < LAYER_BYTES {
-        let size = if i % 50 == 0 { 4 << 20 } else { 4096 + (next() % 60_000) as usize };
+        let size = if i % 50 == 0 {
+            4 << 20
+        } else {
+            4096 + (next() % 60_000) as usize
+        };
         let mut data = Vec::with_capacity(size);
         while data.len() < size {
             let x = next();
