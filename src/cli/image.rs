@@ -274,7 +274,8 @@ pub(super) fn push(engine: &EngineArgs, args: &PushArgs) -> Result<(), String> {
     let reference = parse_ref(&args.name)?;
     let svc = service(engine)?;
     let rt = runtime()?;
-    let progress = Progress::new(args.quiet);
+    let mut progress = Progress::new(args.quiet);
+    progress.pushing = true;
     if !args.quiet {
         progress.line(&format!(
             "The push refers to repository [{}]",
@@ -704,6 +705,8 @@ pub(super) fn logout(engine: &EngineArgs, args: &LogoutArgs) -> Result<(), Strin
 /// Pull/push progress: bars per layer on a terminal (like Docker), plain lines otherwise.
 struct Progress {
     quiet: bool,
+    /// Wording: pushes say "Layer already exists" where pulls say "Already exists".
+    pushing: bool,
     bars: Option<MultiProgress>,
     state: Mutex<ProgressState>,
 }
@@ -720,6 +723,7 @@ impl Progress {
         let tty = std::io::stderr().is_terminal() && !quiet;
         Progress {
             quiet,
+            pushing: false,
             bars: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             state: Mutex::new(ProgressState::default()),
         }
@@ -741,6 +745,11 @@ impl Progress {
         if let Ok(state) = self.state.lock() {
             for bar in state.bars.values() {
                 bar.finish();
+            }
+            // The bars leave the cursor at the end of the last one; what follows (stdout,
+            // same terminal) starts on its own line.
+            if !state.bars.is_empty() {
+                eprintln!();
             }
         }
     }
@@ -794,7 +803,11 @@ impl PullProgress for Progress {
                     self.status(&id, "Pulling fs layer", None);
                 }
             }
+            PullEvent::AlreadyExists(id) if self.pushing => {
+                self.status(&id, "Layer already exists", None)
+            }
             PullEvent::AlreadyExists(id) => self.status(&id, "Already exists", None),
+            PullEvent::Pushed(id) => self.status(&id, "Pushed", None),
             PullEvent::Downloading { id, current, total } => {
                 self.status(&id, "Downloading", Some((current, total)))
             }

@@ -74,6 +74,8 @@ pub enum PullEvent {
     DownloadComplete(String),
     Extracting(String),
     PullComplete(String),
+    /// Push: the registry now has this layer.
+    Pushed(String),
 }
 
 /// Receives pull progress; called from several tasks at once.
@@ -454,7 +456,7 @@ impl ImageService {
             let body = BlobBody::File(self.content.path(&layer.digest));
             match self.registry.push_blob(reference, &desc, body).await? {
                 PushOutcome::AlreadyExists => progress.event(&name, PullEvent::AlreadyExists(id)),
-                PushOutcome::Uploaded => progress.event(&name, PullEvent::PullComplete(id)),
+                PushOutcome::Uploaded => progress.event(&name, PullEvent::Pushed(id)),
             }
         }
         let config_size = self.content.size(&record.id)?;
