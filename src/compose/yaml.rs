@@ -268,19 +268,85 @@ fn err(pos: Pos, message: impl Into<String>) -> YamlError {
 
 /// Parse every document in `src`. `file` is the name used in positions.
 pub fn parse(src: &str, file: &str) -> Result<Vec<Node>, YamlError> {
+    let pipelined = src.len() >= PIPELINE_MIN_BYTES
+        && std::thread::available_parallelism().map_or(1, usize::from) >= 2;
+    parse_with(src, file, pipelined)
+}
+
+fn parse_with(src: &str, file: &str, pipelined: bool) -> Result<Vec<Node>, YamlError> {
     let file: Arc<str> = Arc::from(file);
-    let mut b = Builder {
-        parser: Parser::new_from_str(src),
-        file,
-        anchors: Vec::new(),
-        expanded: 0,
-        written: 0,
-    };
-    b.stream()
+    if !pipelined {
+        let mut b = Builder {
+            events: Events::Direct(Box::new(Parser::new_from_str(src))),
+            file,
+            anchors: Vec::new(),
+            expanded: 0,
+            written: 0,
+        };
+        return b.stream();
+    }
+    // Large files: the scanner runs on its own thread, a batch of events ahead of the tree
+    // builder; the two halves of the parse cost about the same.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(32);
+        scope.spawn(move || {
+            let mut parser = Parser::new_from_str(src);
+            let mut batch = Vec::with_capacity(EVENT_BATCH);
+            loop {
+                match parser.next_token() {
+                    Ok((ev, m)) => {
+                        let end = matches!(ev, Event::StreamEnd);
+                        batch.push((ev, m));
+                        if end || batch.len() == EVENT_BATCH {
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(EVENT_BATCH));
+                            // A closed channel means the builder stopped at an error.
+                            if tx.send(Ok(full)).is_err() || end {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if !batch.is_empty() {
+                            let _ = tx.send(Ok(std::mem::take(&mut batch)));
+                        }
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let mut b = Builder {
+            events: Events::Piped {
+                rx,
+                pending: Vec::new().into_iter(),
+            },
+            file,
+            anchors: Vec::new(),
+            expanded: 0,
+            written: 0,
+        };
+        b.stream()
+    })
+}
+
+/// Files smaller than this are parsed on the calling thread.
+const PIPELINE_MIN_BYTES: usize = 64 * 1024;
+const EVENT_BATCH: usize = 1024;
+
+type Batch = Result<Vec<(Event, Marker)>, yaml_rust2::scanner::ScanError>;
+
+/// Where the builder's events come from.
+enum Events<'a> {
+    Direct(Box<Parser<std::str::Chars<'a>>>),
+    Piped {
+        rx: std::sync::mpsc::Receiver<Batch>,
+        pending: std::vec::IntoIter<(Event, Marker)>,
+    },
 }
 
 struct Builder<'a> {
-    parser: Parser<std::str::Chars<'a>>,
+    events: Events<'a>,
     file: Arc<str>,
     /// anchor id → node; ids are small integers handed out by the parser.
     anchors: Vec<Option<Node>>,
@@ -296,7 +362,25 @@ impl Builder<'_> {
     }
 
     fn next(&mut self) -> Result<(Event, Marker), YamlError> {
-        self.parser.next_token().map_err(|e| {
+        let scanned = match &mut self.events {
+            Events::Direct(parser) => parser.next_token(),
+            Events::Piped { rx, pending } => loop {
+                if let Some(ev) = pending.next() {
+                    break Ok(ev);
+                }
+                match rx.recv() {
+                    Ok(Ok(batch)) => *pending = batch.into_iter(),
+                    Ok(Err(e)) => break Err(e),
+                    Err(_) => {
+                        return Err(err(
+                            Pos::new(&self.file, 0, 0),
+                            "invalid YAML: the document ended unexpectedly",
+                        ))
+                    }
+                }
+            },
+        };
+        scanned.map_err(|e| {
             let m = *e.marker();
             err(self.pos(&m), format!("invalid YAML: {}", e.info()))
         })
@@ -633,6 +717,28 @@ fn is_yaml_float(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipelined_parse_equals_direct_parse_including_errors() {
+        let mut big = String::from("x-a: &a {k: v}\nservices:\n");
+        for i in 0..3000 {
+            big.push_str(&format!(
+                "  s{i}:\n    <<: *a\n    image: \"img:{i}\"\n    ports: [1, 2.5, true, null]\n"
+            ));
+        }
+        assert!(big.len() > PIPELINE_MIN_BYTES);
+        let direct = parse_with(&big, "f.yaml", false).unwrap();
+        let piped = parse_with(&big, "f.yaml", true).unwrap();
+        assert_eq!(direct, piped);
+        big.push_str("  broken: [unclosed\n");
+        let e1 = parse_with(&big, "f.yaml", false).unwrap_err().to_string();
+        let e2 = parse_with(&big, "f.yaml", true).unwrap_err().to_string();
+        assert_eq!(e1, e2);
+        let dup = format!("{big_ok}  s0: {{}}\n", big_ok = &big[..big.len() - 21]);
+        let e1 = parse_with(&dup, "f.yaml", false).unwrap_err().to_string();
+        let e2 = parse_with(&dup, "f.yaml", true).unwrap_err().to_string();
+        assert_eq!(e1, e2);
+    }
 
     fn one(src: &str) -> Node {
         parse(src, "t.yaml").expect("parse").remove(0)
