@@ -133,6 +133,17 @@ proptest! {
         load_text(&body).map_err(TestCaseError::fail)?;
     }
 
+    /// Large projects validate and canonicalize in parallel: canonical form then sees
+    /// documents the schema is about to refuse, and must not panic on them either.
+    #[test]
+    fn arbitrary_service_in_a_large_project_never_panics(svc in yaml_tree()) {
+        let mut text = format!("services:\n  web: {svc}\n");
+        for i in 0..70 {
+            text.push_str(&format!("  s{i}: {{image: x}}\n"));
+        }
+        load_text(&text).map_err(TestCaseError::fail)?;
+    }
+
     #[test]
     fn block_style_text_never_panics(lines in prop::collection::vec(
         (0usize..4, prop::sample::select(KEYS), prop::sample::select(SCALARS), any::<bool>()), 0..20)) {

@@ -64,3 +64,21 @@ fn parallel_load_reports_the_first_error_in_file_order() {
     }
     assert!(serial.contains("s41"), "{serial}");
 }
+
+#[test]
+fn schema_errors_win_over_canonical_errors_in_large_projects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = String::from("services:\n");
+    for i in 0..120 {
+        s.push_str(&format!("  s{i}:\n    image: x\n"));
+        if i == 77 {
+            // Invalid for the schema and unusable for the canonical form alike.
+            s.push_str("    ports: 5\n    volumes: {a: b}\n");
+        }
+    }
+    std::fs::write(dir.path().join("compose.yaml"), s).unwrap();
+    let serial = load_json(dir.path(), 1).unwrap_err();
+    let parallel = load_json(dir.path(), 4).unwrap_err();
+    assert_eq!(serial, parallel);
+    assert!(serial.contains("s77"), "{serial}");
+}

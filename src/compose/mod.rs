@@ -554,24 +554,47 @@ fn prepare_document(ctx: &mut Ctx<'_>, mut doc: Node, label: &str) -> Result<Nod
         ctx.missing.extend(missing);
     }
     merge::drop_exact_duplicates(&mut doc);
-    let errs = schema::validate(&doc);
+    let interpolate = ctx.interpolate;
+    let canonicalize = move |mut doc: Node| {
+        let had_version = doc
+            .as_map_mut()
+            .is_some_and(|m| m.shift_remove("version").is_some());
+        let r = if interpolate {
+            canonical::canonicalize_with_warnings(doc)
+        } else {
+            canonical::canonicalize_lenient(doc)
+        };
+        (had_version, r)
+    };
+    // A large document is validated while a copy of it is canonicalized; the schema's
+    // verdict still comes first, so errors are the same as in order.
+    let (errs, (had_version, canonical)) = if par::worth_it(service_count(&doc)) {
+        let copy = doc.clone();
+        rayon::join(|| schema::validate(&doc), || canonicalize(copy))
+    } else {
+        let errs = schema::validate(&doc);
+        if !errs.is_empty() {
+            return Err(ComposeError::Schema(errs));
+        }
+        (errs, canonicalize(doc))
+    };
     if !errs.is_empty() {
         return Err(ComposeError::Schema(errs));
     }
-    if let Some(m) = doc.as_map_mut() {
-        if m.shift_remove("version").is_some() {
-            ctx.warnings.push(format!(
-                "{label}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
-            ));
-        }
+    if had_version {
+        ctx.warnings.push(format!(
+            "{label}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
+        ));
     }
-    let (doc, deprecations) = if ctx.interpolate {
-        canonical::canonicalize_with_warnings(doc)?
-    } else {
-        canonical::canonicalize_lenient(doc)?
-    };
+    let (doc, deprecations) = canonical?;
     ctx.warnings.extend(deprecations);
     Ok(doc)
+}
+
+fn service_count(doc: &Node) -> usize {
+    doc.get("services")
+        .and_then(Node::as_map)
+        .map_or(0, Map::len)
 }
 
 /// Resolve every service's `extends` within `doc` (whose file is `label` in `file_dir`).
