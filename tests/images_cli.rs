@@ -20,15 +20,21 @@ fn berth(root: &Path, args: &[&str]) -> Output {
 }
 
 fn berth_in(root: &Path, args: &[&str], cwd: Option<&Path>) -> Output {
+    let mut cmd = berth_command(root, args);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    cmd.output().expect("running berth")
+}
+
+/// `berth --root ROOT ARGS`, isolated from the machine's berth and Docker settings.
+fn berth_command(root: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
     cmd.arg("--root").arg(root).args(args);
     cmd.env_remove("BERTH_ROOT");
     // Credentials must never come from the machine's ~/.docker.
     cmd.env("DOCKER_CONFIG", root.join("docker-config"));
-    if let Some(dir) = cwd {
-        cmd.current_dir(dir);
-    }
-    cmd.output().expect("running berth")
+    cmd
 }
 
 fn ok(out: &Output) -> String {
@@ -228,11 +234,7 @@ fn concurrent_pulls_of_one_image_download_and_unpack_once() {
     let log_before = registry.log().len();
     let root = t.path().join("root");
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_berth"))
-            .arg("--root")
-            .arg(&root)
-            .args(["pull", "-q", &name])
-            .env("DOCKER_CONFIG", t.path().join("none"))
+        berth_command(&root, &["pull", "-q", &name])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -305,11 +307,7 @@ fn a_pull_killed_mid_blob_resumes_where_it_stopped() {
     };
     let root = t.path().join("root");
     let name = format!("{}/k/img:1", server.host());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&root)
-        .args(["pull", "-q", &name])
-        .env("DOCKER_CONFIG", t.path().join("none"))
+    let mut child = berth_command(&root, &["pull", "-q", &name])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

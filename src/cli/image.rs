@@ -452,6 +452,11 @@ fn rows_of(r: &ImageRecord, now: SystemTime) -> Vec<Row> {
     rows
 }
 
+/// A stored full name as Docker prints it (`docker.io/library/busybox:1` → `busybox:1`).
+fn familiar(name: &str) -> String {
+    Reference::parse(name).map_or_else(|_| name.to_string(), |r| r.familiar())
+}
+
 fn id_text(id: &str, no_trunc: bool) -> String {
     if no_trunc {
         id.to_string()
@@ -564,8 +569,7 @@ pub(super) fn rmi(engine: &EngineArgs, args: &RmiArgs) -> Result<(), String> {
         match svc.remove(image, args.force) {
             Ok(removed) => {
                 for u in &removed.untagged {
-                    let shown = Reference::parse(u).map_or_else(|_| u.clone(), |r| r.familiar());
-                    println!("Untagged: {shown}");
+                    println!("Untagged: {}", familiar(u));
                 }
                 for d in &removed.deleted {
                     println!("Deleted: {d}");
@@ -604,8 +608,7 @@ pub(super) fn load(engine: &EngineArgs, args: &LoadArgs) -> Result<(), String> {
                 println!("Loaded image ID: {}", r.id);
             }
             for t in &r.repo_tags {
-                let shown = Reference::parse(t).map_or_else(|_| t.clone(), |x| x.familiar());
-                println!("Loaded image: {shown}");
+                println!("Loaded image: {}", familiar(t));
             }
         }
     }

@@ -140,24 +140,14 @@ impl Walker<'_, '_> {
             .iter_mut()
             .map(|(k, v)| (k, v, Vec::new(), Vec::new()))
             .collect();
-        use rayon::prelude::*;
-        let first_err = entries
-            .par_iter_mut()
-            .enumerate()
-            .filter_map(|(i, (k, v, missing, warnings))| {
-                let mut w = Walker {
-                    lookup,
-                    missing,
-                    warnings,
-                };
-                w.walk(v, &mut vec!["services", k.as_str()])
-                    .err()
-                    .map(|e| (i, e))
-            })
-            .min_by_key(|(i, _)| *i);
-        if let Some((_, e)) = first_err {
-            return Err(e);
-        }
+        super::par::try_each_in_order(&mut entries, |(k, v, missing, warnings)| {
+            let mut w = Walker {
+                lookup,
+                missing,
+                warnings,
+            };
+            w.walk(v, &mut vec!["services", k.as_str()])
+        })?;
         for (_, _, missing, warnings) in entries {
             self.missing.extend(missing);
             self.warnings.extend(warnings);

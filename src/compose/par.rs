@@ -25,10 +25,21 @@ where
         return m.iter_mut().try_for_each(|(k, v)| f(k, v));
     }
     let mut entries: Vec<(&String, &mut Node)> = m.iter_mut().collect();
-    let first_err = entries
+    try_each_in_order(&mut entries, |(k, v)| f(k, v))
+}
+
+/// Runs `f` on every item in parallel; on failure returns the error of the first failing
+/// item in slice order, so errors do not depend on scheduling.
+pub fn try_each_in_order<T, E, F>(items: &mut [T], f: F) -> Result<(), E>
+where
+    T: Send,
+    E: Send,
+    F: Fn(&mut T) -> Result<(), E> + Sync,
+{
+    let first_err = items
         .par_iter_mut()
         .enumerate()
-        .filter_map(|(i, (k, v))| f(k, v).err().map(|e| (i, e)))
+        .filter_map(|(i, item)| f(item).err().map(|e| (i, e)))
         .min_by_key(|(i, _)| *i);
     match first_err {
         Some((_, e)) => Err(e),

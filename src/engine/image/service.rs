@@ -38,21 +38,10 @@ pub enum ImageError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("pulling {reference}: {message}")]
     Pull { reference: String, message: String },
     #[error("{0}")]
     InUse(String),
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ImageError {
-    let what = what.into();
-    move |source| ImageError::Io { what, source }
 }
 
 /// What a pull reports as it goes, per layer like `docker pull` (layer ids are the first 12
@@ -291,16 +280,10 @@ impl ImageService {
             self.download(reference, name, desc, progress).await?;
         }
         progress.event(name, PullEvent::Extracting(id.clone()));
-        let snapshots = Arc::clone(&self.snapshots);
-        let blob = self.content.path(&desc.digest);
-        let size = tokio::task::spawn_blocking(move || -> Result<u64, ImageError> {
-            let file = std::fs::File::open(&blob).map_err(io(blob.display().to_string()))?;
-            let chain = snapshots.unpack_layer(
-                parent.as_ref(),
-                &diff_id,
-                BufReader::with_capacity(1 << 20, file),
-            )?;
-            Ok(snapshots.meta(&chain).map(|m| m.size).unwrap_or(0))
+        let (content, snapshots) = (self.content.clone(), Arc::clone(&self.snapshots));
+        let blob = desc.digest.clone();
+        let size = tokio::task::spawn_blocking(move || {
+            unpack_blob(&content, &snapshots, parent.as_ref(), &diff_id, &blob)
         })
         .await
         .map_err(|e| ImageError::Pull {
@@ -387,23 +370,16 @@ impl ImageService {
             let mut record =
                 ImageRecord::from_content(&self.content, &image.manifest_digest, tags, Vec::new())?;
             let mut total = 0;
+            let mut parent: Option<&Digest> = None;
             for layer in &record.layers {
-                let chain = &layer.chain_id;
-                if !self.snapshots.exists(chain) {
-                    let parent = record
-                        .layers
-                        .iter()
-                        .take_while(|l| &l.chain_id != chain)
-                        .last()
-                        .map(|l| l.chain_id.clone());
-                    let file = self.content.open_blob(&layer.digest)?;
-                    self.snapshots.unpack_layer(
-                        parent.as_ref(),
-                        &layer.diff_id,
-                        BufReader::with_capacity(1 << 20, file),
-                    )?;
-                }
-                total += self.snapshots.meta(chain).map(|m| m.size).unwrap_or(0);
+                total += unpack_blob(
+                    &self.content,
+                    &self.snapshots,
+                    parent,
+                    &layer.diff_id,
+                    &layer.digest,
+                )?;
+                parent = Some(&layer.chain_id);
             }
             record.unpacked_size = Some(total);
             out.push(self.images.put(record)?);
@@ -538,6 +514,23 @@ impl ImageService {
         }
         Ok(())
     }
+}
+
+/// Unpacks a layer blob from the content store into its snapshot, unless the snapshot is
+/// already there; returns the layer's unpacked size.
+fn unpack_blob(
+    content: &ContentStore,
+    snapshots: &Snapshotter,
+    parent: Option<&Digest>,
+    diff_id: &Digest,
+    blob: &Digest,
+) -> Result<u64, ImageError> {
+    let chain = super::snapshot::chain_id(parent, diff_id);
+    if !snapshots.exists(&chain) {
+        let file = content.open_blob(blob)?;
+        snapshots.unpack_layer(parent, diff_id, BufReader::with_capacity(1 << 20, file))?;
+    }
+    Ok(snapshots.meta(&chain).map(|m| m.size).unwrap_or(0))
 }
 
 fn merge_names(record: &mut ImageRecord, tags: Vec<String>, digests: Vec<String>) {
