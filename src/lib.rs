@@ -3,6 +3,7 @@
 //! Layers (dependencies flow one way): `cli` → `compose` / `scheduler` → engine API → `engine`,
 //! `net`, `volumes`. See docs/architecture.md.
 
+pub mod api;
 pub mod cli;
 pub mod compose;
 pub mod engine;

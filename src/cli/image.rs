@@ -124,7 +124,11 @@ pub struct LogoutArgs {
 const DOCKER_HUB: &str = "docker.io";
 
 pub(super) fn service(engine: &EngineArgs) -> Result<ImageService, String> {
-    let config = RegistryConfig {
+    ImageService::open(&engine.root, registry_config(engine)).map_err(|e| e.to_string())
+}
+
+pub(super) fn registry_config(engine: &EngineArgs) -> RegistryConfig {
+    RegistryConfig {
         insecure_registries: engine.insecure_registries.clone(),
         mirrors: engine
             .registry_mirrors
@@ -132,8 +136,7 @@ pub(super) fn service(engine: &EngineArgs) -> Result<ImageService, String> {
             .map(|m| (DOCKER_HUB.to_string(), vec![m.clone()]))
             .collect(),
         ..RegistryConfig::default()
-    };
-    ImageService::open(&engine.root, config).map_err(|e| e.to_string())
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {

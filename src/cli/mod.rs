@@ -60,6 +60,17 @@ pub struct EngineArgs {
         global = true
     )]
     pub root: PathBuf,
+    /// Root of berth's run-time state (sockets, network namespaces; gone at reboot)
+    #[arg(
+        long = "run-root",
+        env = "BERTH_RUN_ROOT",
+        default_value = "/run/berth",
+        global = true
+    )]
+    pub run_root: PathBuf,
+    /// Daemon socket (default: `<run-root>/berth.sock`)
+    #[arg(long = "host", short = 'H', env = "BERTH_HOST", global = true)]
+    pub host: Option<PathBuf>,
     /// Registry (`host[:port]` or CIDR) that may be reached over plain HTTP (repeatable;
     /// loopback registries always may)
     #[arg(
@@ -103,6 +114,41 @@ pub enum Command {
     Config(ConfigArgs),
     /// Show the berth version
     Version,
+    /// Run the engine daemon (the CLI starts one itself when its socket is absent)
+    Daemon,
+    /// One container's monitor, re-exec'd by the daemon
+    #[command(hide = true, subcommand)]
+    Shim(ShimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShimCommand {
+    /// Double-fork, start the container described by `<bundle>/spec.json`, monitor it
+    Start {
+        #[arg(long)]
+        bundle: PathBuf,
+    },
+    /// Run the container in the foreground with this process's stdio
+    Run {
+        #[arg(long)]
+        bundle: PathBuf,
+    },
+    /// Run a process inside the running container
+    Exec {
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long)]
+        spec: String,
+    },
+}
+
+impl EngineArgs {
+    /// The daemon socket this CLI talks to.
+    pub fn socket(&self) -> PathBuf {
+        self.host
+            .clone()
+            .unwrap_or_else(|| self.run_root.join("berth.sock"))
+    }
 }
 
 /// Run the CLI; returns the process exit code.
@@ -122,6 +168,17 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Tag(args) => done(image::tag(&cli.engine, &args)),
         Command::Login(args) => done(image::login(&cli.engine, &args)),
         Command::Logout(args) => done(image::logout(&cli.engine, &args)),
+        Command::Daemon => crate::api::run_daemon(crate::api::DaemonOptions {
+            root: cli.engine.root.clone(),
+            run_root: cli.engine.run_root.clone(),
+            socket: cli.engine.socket(),
+            registry: image::registry_config(&cli.engine),
+        }),
+        Command::Shim(ShimCommand::Start { bundle }) => crate::engine::shim::main_start(&bundle),
+        Command::Shim(ShimCommand::Run { bundle }) => crate::engine::shim::main_run(&bundle),
+        Command::Shim(ShimCommand::Exec { bundle, spec }) => {
+            crate::engine::shim::main_exec(&bundle, &spec)
+        }
     }
 }
 
