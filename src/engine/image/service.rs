@@ -42,6 +42,8 @@ pub enum ImageError {
     Pull { reference: String, message: String },
     #[error("{0}")]
     InUse(String),
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 /// What a pull reports as it goes, per layer like `docker pull` (layer ids are the first 12
@@ -149,6 +151,28 @@ impl ImageService {
             Err(_) if key != name_or_id => Ok(self.images.get_by_ref(name_or_id)?),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The image's config document (Docker/OCI image config JSON: `config.Env`, `config.Cmd`,
+    /// `rootfs`, `history`, ...), as stored.
+    pub fn config_json(&self, record: &ImageRecord) -> Result<serde_json::Value, ImageError> {
+        let raw = self
+            .content
+            .read_capped(&record.id, super::imagespec::MAX_CONFIG_BYTES)?;
+        serde_json::from_slice(&raw).map_err(|e| {
+            ImageError::Corrupt(format!("image config {}: not JSON: {e}", record.id))
+        })
+    }
+
+    /// Snapshot `diff` directories of the image's layers, top-most first (overlay lowerdir
+    /// order).
+    pub fn lower_dirs(&self, record: &ImageRecord) -> Vec<PathBuf> {
+        record
+            .layers
+            .iter()
+            .rev()
+            .map(|l| self.snapshots.diff_path(&l.chain_id))
+            .collect()
     }
 
     /// Pulls `reference` for `platform`: manifest and config first, then the layers in
