@@ -5,6 +5,9 @@
 //!
 //! Both ends of the daemon ↔ shim protocol live here: [`launch`] is what the daemon calls.
 
+pub mod logfile;
+pub mod logread;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
