@@ -151,26 +151,22 @@ struct Running {
 }
 
 impl Running {
-    fn launch(spec: ContainerSpec) -> Result<Running, (Running, ShimError)> {
+    /// Writes the spec and launches; the guard is returned whatever happened.
+    fn launch(spec: ContainerSpec) -> (Running, Result<(), ShimError>) {
         std::fs::write(
             spec.bundle.join("spec.json"),
             serde_json::to_vec(&spec).unwrap(),
         )
         .unwrap();
         let mut r = Running { spec, state: None };
-        match launch(Path::new(BERTH), &r.spec.bundle) {
-            Ok(state) => {
-                r.state = Some(state);
-                Ok(r)
-            }
-            Err(e) => Err((r, e)),
-        }
+        let res = launch(Path::new(BERTH), &r.spec.bundle).map(|state| r.state = Some(state));
+        (r, res)
     }
 
     fn start(spec: ContainerSpec) -> Running {
         match Running::launch(spec) {
-            Ok(r) => r,
-            Err((_, e)) => panic!("launch failed: {e}"),
+            (r, Ok(())) => r,
+            (_, Err(e)) => panic!("launch failed: {e}"),
         }
     }
 
@@ -391,9 +387,9 @@ fn sigkill_of_the_container_is_137() {
 fn bad_executable_fails_with_127_and_leaves_nothing() {
     let fx = Fixture::new();
     let spec = fx.spec(&["/no/such/program"]);
-    let (c, err) = match Running::launch(spec) {
-        Ok(_) => panic!("a missing executable started"),
-        Err(e) => e,
+    let (c, res) = Running::launch(spec);
+    let Err(err) = res else {
+        panic!("a missing executable started");
     };
     match err {
         ShimError::Start { exit_code, message } => {
@@ -430,6 +426,23 @@ fn bad_executable_fails_with_127_and_leaves_nothing() {
         }
         assert!(Instant::now() < deadline, "processes left: {holders:?}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_shim_dying_before_its_report_is_a_protocol_error() {
+    let dir = tempfile::tempdir().unwrap();
+    match launch(Path::new(BERTH), dir.path()) {
+        Err(ShimError::Protocol { message, .. }) => {
+            assert!(message.contains("spec.json"), "{message}")
+        }
+        other => panic!("unexpected: {other:?}"),
+    }
+    match launch(Path::new("/no/such/berth"), dir.path()) {
+        Err(ShimError::Protocol { message, .. }) => {
+            assert!(message.contains("cannot run"), "{message}")
+        }
+        other => panic!("unexpected: {other:?}"),
     }
 }
 
