@@ -300,6 +300,12 @@ impl Monitor {
             Ok(s) => s,
             Err(e) => return fail(Failure::setup(format!("container stdio: {e}"))),
         };
+        // From here on the shim must not die of a stray signal, and must hear about pid 1's
+        // exit. (The runtime resets the mask and dispositions in the container.)
+        let signals = match setup_signals() {
+            Ok(s) => s,
+            Err(e) => return fail(Failure::setup(format!("shim signals: {e}"))),
+        };
         let started = match runtime::start(&spec, container_stdio) {
             Ok(s) => s,
             Err(e) => return fail(e.into()),
@@ -307,15 +313,6 @@ impl Monitor {
         let started_at = rfc3339_nano(SystemTime::now());
         let init = Pid::from_raw(started.init_pid);
 
-        // The container runs: from here on the shim must not die of a stray signal, and must
-        // hear about pid 1's exit. (Set only now so the container does not inherit them.)
-        let signals = match setup_signals() {
-            Ok(s) => s,
-            Err(e) => {
-                let f = abort(&spec, init, Failure::setup(format!("shim signals: {e}")));
-                return fail(f);
-            }
-        };
         let state = ShimState {
             shim_pid: std::process::id() as i32,
             init_pid: started.init_pid,
