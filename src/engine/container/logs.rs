@@ -1,117 +1,65 @@
-//! `docker logs` and `attach`: reading the json-file log the shim writes (rotated files
-//! oldest first), with tail/since/until/timestamps, and following it until the container
-//! stops and the log is drained.
+//! `docker logs` and `attach`: the shim's json-file reader (rotated files oldest first,
+//! tail/since/until) run on a blocking thread, streams and timestamps applied here, and a
+//! follow that ends once the container has exited and the log is drained.
 
-use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::shim::logfile::LogStream;
+use crate::engine::shim::logread::{self, FollowControl, LogEntry, ReadOptions};
 
 use super::exec::receiver_stream;
+use super::lifecycle::wait_exit;
 use super::{Container, Engine, EngineError, Logs, LogsOptions, OutputChunk, Session, StdStream};
 
-const POLL: Duration = Duration::from_millis(50);
-
-#[derive(Deserialize)]
-struct Line {
-    log: String,
-    stream: String,
-    time: String,
-}
-
-struct Filter {
+/// Which streams, and whether each line gets Docker's fixed-width timestamp.
+#[derive(Clone, Copy)]
+struct Streams {
     stdout: bool,
     stderr: bool,
-    since: Option<f64>,
-    until: Option<f64>,
     timestamps: bool,
 }
 
-impl Filter {
-    /// The chunk to send for one log line, if it passes.
-    fn chunk(&self, raw: &[u8]) -> Option<(OutputChunk, f64)> {
-        let line: Line = serde_json::from_slice(raw).ok()?;
-        let stream = match line.stream.as_str() {
-            "stderr" => StdStream::Stderr,
-            _ => StdStream::Stdout,
+impl Streams {
+    fn chunk(&self, e: LogEntry) -> Option<OutputChunk> {
+        let stream = match e.stream {
+            LogStream::Stdout if self.stdout => StdStream::Stdout,
+            LogStream::Stderr if self.stderr => StdStream::Stderr,
+            _ => return None,
         };
-        if (stream == StdStream::Stdout && !self.stdout)
-            || (stream == StdStream::Stderr && !self.stderr)
-        {
-            return None;
-        }
-        let time = chrono::DateTime::parse_from_rfc3339(&line.time).ok()?;
-        let secs = time.timestamp() as f64 + f64::from(time.timestamp_subsec_nanos()) / 1e9;
-        if self.since.is_some_and(|s| secs < s) {
-            return None;
-        }
         let data = if self.timestamps {
-            let ts = time
-                .with_timezone(&chrono::Utc)
-                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-            Bytes::from(format!("{ts} {}", line.log))
+            let mut line = fixed_nanos(e.unix_nanos).into_bytes();
+            line.push(b' ');
+            line.extend_from_slice(&e.log);
+            Bytes::from(line)
         } else {
-            Bytes::from(line.log)
+            Bytes::from(e.log)
         };
-        Some((OutputChunk { stream, data }, secs))
-    }
-
-    fn past_until(&self, secs: f64) -> bool {
-        self.until.is_some_and(|u| secs > u)
+        Some(OutputChunk { stream, data })
     }
 }
 
-/// Complete lines read from an open log file (a partial last line is kept for later).
-struct Tail {
-    file: File,
-    ino: u64,
-    pending: Vec<u8>,
+/// Go's RFC3339NanoFixed in UTC (`docker logs -t` pads the fraction to 9 digits).
+fn fixed_nanos(unix_nanos: i64) -> String {
+    let secs = unix_nanos.div_euclid(1_000_000_000);
+    let nanos = unix_nanos.rem_euclid(1_000_000_000) as u32;
+    chrono::DateTime::from_timestamp(secs, nanos)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        .unwrap_or_default()
 }
 
-impl Tail {
-    fn open(path: &Path, from_end: bool) -> Option<Tail> {
-        let mut file = File::open(path).ok()?;
-        let ino = file.metadata().ok()?.ino();
-        if from_end {
-            file.seek(SeekFrom::End(0)).ok()?;
-        }
-        Some(Tail {
-            file,
-            ino,
-            pending: Vec::new(),
-        })
-    }
+/// Cancels a follower whose watcher went away without the container having exited (the
+/// consumer left, or the engine was dropped), so its blocking thread ends.
+struct CancelOnDrop(Option<Arc<FollowControl>>);
 
-    fn read_lines(&mut self, out: &mut Vec<Vec<u8>>) {
-        let mut buf = [0u8; 64 * 1024];
-        loop {
-            match self.file.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-            }
-        }
-        while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
-            let rest = self.pending.split_off(pos + 1);
-            let mut line = std::mem::replace(&mut self.pending, rest);
-            line.pop();
-            out.push(line);
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.cancel();
         }
     }
-}
-
-fn rotated(path: &Path, max_file: u32) -> Vec<PathBuf> {
-    (1..max_file.max(1))
-        .rev()
-        .map(|n| PathBuf::from(format!("{}.{n}", path.display())))
-        .filter(|p| p.exists())
-        .collect()
 }
 
 impl Engine {
@@ -125,23 +73,25 @@ impl Engine {
                 "Bad parameters: you must choose at least one stream".into(),
             ));
         }
-        let filter = Filter {
+        let streams = Streams {
             stdout: options.stdout,
             stderr: options.stderr,
-            since: options.since.filter(|s| *s > 0.0),
-            until: options.until.filter(|u| *u > 0.0),
             timestamps: options.timestamps,
         };
-        self.read_log(c, filter, options.tail, options.follow, false)
+        let opts = ReadOptions {
+            tail: options.tail,
+            since: options.since.filter(|s| *s > 0.0),
+            until: options.until.filter(|u| *u > 0.0),
+        };
+        self.read_log(c, streams, opts, options.follow)
     }
 
     fn read_log(
         &self,
         c: &Arc<Container>,
-        filter: Filter,
-        tail: Option<usize>,
+        streams: Streams,
+        opts: ReadOptions,
         follow: bool,
-        from_end: bool,
     ) -> Result<Logs, EngineError> {
         let rec = c.snapshot();
         if rec.spec.log.driver == "none" {
@@ -151,98 +101,46 @@ impl Engine {
         }
         let tty = rec.config.tty.unwrap_or(false);
         let path = rec.spec.log.path.clone();
-        let max_file = rec.spec.log.max_file;
         // Subscribed before reading: an exit after this point ends the follow.
         let mut rx = c.wake.subscribe();
         let base = rx.borrow().exits;
-        let follow = follow && rec.state.status.is_active();
+        let control = if follow && rec.state.status.is_active() {
+            Some(Arc::new(FollowControl::new().map_err(|e| {
+                EngineError::Internal(format!("following {}: {e}", path.display()))
+            })?))
+        } else {
+            None
+        };
         let (tx, out) = mpsc::channel::<OutputChunk>(64);
-        self.spawn(async move {
-            let path2 = path.clone();
-            let initial = tokio::task::spawn_blocking(move || {
-                let mut lines = Vec::new();
-                if !from_end {
-                    for old in rotated(&path2, max_file) {
-                        if let Some(mut t) = Tail::open(&old, false) {
-                            t.read_lines(&mut lines);
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        if let Some(ctl) = &control {
+            let mut guard = CancelOnDrop(Some(ctl.clone()));
+            let watch_tx = tx.clone();
+            self.spawn(async move {
+                tokio::select! {
+                    _ = wait_exit(&mut rx, base, None) => {
+                        if let Some(c) = guard.0.take() {
+                            c.container_exited();
                         }
                     }
+                    _ = watch_tx.closed() => {}
+                    _ = done_rx => {}
                 }
-                let mut current = Tail::open(&path2, from_end);
-                if let Some(t) = current.as_mut() {
-                    t.read_lines(&mut lines);
+                drop(guard);
+            });
+        }
+        let id = rec.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = logread::read_logs(&path, &opts, control.as_deref(), |e| {
+                match streams.chunk(e) {
+                    Some(chunk) => tx.blocking_send(chunk).is_ok(),
+                    None => true,
                 }
-                (lines, current)
-            })
-            .await;
-            let Ok((lines, mut current)) = initial else {
-                return;
-            };
-            let mut chunks: VecDeque<OutputChunk> = VecDeque::new();
-            for raw in &lines {
-                if let Some((chunk, secs)) = filter.chunk(raw) {
-                    if filter.past_until(secs) {
-                        break;
-                    }
-                    chunks.push_back(chunk);
-                    if let Some(n) = tail {
-                        while chunks.len() > n {
-                            chunks.pop_front();
-                        }
-                    }
-                }
+            });
+            if let Err(e) = r {
+                eprintln!("berth: logs of {id}: {e}");
             }
-            for chunk in chunks {
-                if tx.send(chunk).await.is_err() {
-                    return;
-                }
-            }
-            if !follow {
-                return;
-            }
-            let mut stopping = false;
-            loop {
-                if !stopping {
-                    tokio::select! {
-                        _ = tokio::time::sleep(POLL) => {}
-                        r = rx.changed() => {
-                            let w = rx.borrow_and_update().clone();
-                            if r.is_err() || w.exits > base || w.removed {
-                                stopping = true;
-                            }
-                        }
-                        _ = tx.closed() => return,
-                    }
-                }
-                if current.is_none() {
-                    current = Tail::open(&path, false);
-                }
-                let mut lines = Vec::new();
-                if let Some(t) = current.as_mut() {
-                    t.read_lines(&mut lines);
-                    // Rotated: the old file is drained, continue with the new one.
-                    let now = std::fs::metadata(&path).map(|m| m.ino()).ok();
-                    if now.is_some_and(|ino| ino != t.ino) {
-                        current = Tail::open(&path, false);
-                        if let Some(t) = current.as_mut() {
-                            t.read_lines(&mut lines);
-                        }
-                    }
-                }
-                for raw in &lines {
-                    if let Some((chunk, secs)) = filter.chunk(raw) {
-                        if filter.past_until(secs) {
-                            return;
-                        }
-                        if tx.send(chunk).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                if stopping {
-                    return;
-                }
-            }
+            drop(done_tx);
         });
         Ok(Logs {
             tty,
@@ -261,12 +159,15 @@ impl Engine {
                 "You cannot attach to a stopped container, start it first".into(),
             ));
         }
-        let filter = Filter {
+        let streams = Streams {
             stdout: true,
             stderr: true,
-            since: None,
-            until: None,
             timestamps: false,
+        };
+        // Live output only: nothing from before, then follow.
+        let opts = ReadOptions {
+            tail: Some(0),
+            ..ReadOptions::default()
         };
         let logs = if rec.spec.log.driver == "none" {
             Logs {
@@ -274,7 +175,7 @@ impl Engine {
                 output: Box::pin(futures_util::stream::empty()),
             }
         } else {
-            self.read_log(c, filter, None, true, true)?
+            self.read_log(c, streams, opts, true)?
         };
         let stdin = if stdin && rec.config.open_stdin.unwrap_or(false) {
             let sock = rec.bundle().join("attach.sock");
@@ -299,37 +200,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filter_applies_streams_since_and_timestamps() {
-        let f = Filter {
+    fn streams_and_fixed_timestamps() {
+        let s = Streams {
             stdout: true,
             stderr: false,
-            since: Some(1_700_000_000.5),
-            until: None,
             timestamps: true,
         };
-        let line = br#"{"log":"hi\n","stream":"stdout","time":"2023-11-14T22:13:21.000000001Z"}"#;
-        let (c, _) = f.chunk(line).unwrap();
-        assert_eq!(&c.data[..], b"2023-11-14T22:13:21.000000001Z hi\n");
-        let err = br#"{"log":"x\n","stream":"stderr","time":"2023-11-14T22:13:21Z"}"#;
-        assert!(f.chunk(err).is_none());
-        let old = br#"{"log":"x\n","stream":"stdout","time":"2023-11-14T22:13:20Z"}"#;
-        assert!(f.chunk(old).is_none());
-    }
-
-    #[test]
-    fn tail_keeps_partial_lines() {
-        use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("l");
-        let mut f = File::create(&p).unwrap();
-        f.write_all(b"one\ntw").unwrap();
-        let mut t = Tail::open(&p, false).unwrap();
-        let mut out = Vec::new();
-        t.read_lines(&mut out);
-        assert_eq!(out, vec![b"one".to_vec()]);
-        f.write_all(b"o\n").unwrap();
-        out.clear();
-        t.read_lines(&mut out);
-        assert_eq!(out, vec![b"two".to_vec()]);
+        let e = LogEntry {
+            stream: LogStream::Stdout,
+            log: b"hi\n".to_vec(),
+            time: "2023-11-14T22:13:20.5Z".into(),
+            unix_nanos: 1_700_000_000_500_000_000,
+        };
+        let c = s.chunk(e.clone()).unwrap();
+        assert_eq!(&c.data[..], b"2023-11-14T22:13:20.500000000Z hi\n");
+        let err = LogEntry {
+            stream: LogStream::Stderr,
+            ..e
+        };
+        assert!(s.chunk(err).is_none());
     }
 }
