@@ -399,6 +399,9 @@ impl Engine {
         force: bool,
     ) -> Result<(), EngineError> {
         let _op = c.op.lock().await;
+        if c.wake.borrow().removed {
+            return Err(EngineError::NoSuchContainer(c.id.clone()));
+        }
         if lock(&c.rt).removing {
             return Err(EngineError::Conflict(format!(
                 "removal of container {} is already in progress",
@@ -552,6 +555,9 @@ impl Engine {
             let weak = self.me.clone();
             let c = c.clone();
             self.spawn(async move {
+                if lock(&c.rt).removing {
+                    return;
+                }
                 if let Some(engine) = weak.upgrade() {
                     if let Err(e) = engine.remove_container(&c, true).await {
                         eprintln!("berth: auto-removing container {}: {e}", c.id);
