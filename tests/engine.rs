@@ -10,7 +10,7 @@ use berth::engine::container::{
     WaitCondition,
 };
 use berth::engine::image::registry::RegistryConfig;
-use berth::engine::image::testkit::TestImage;
+use berth::engine::image::testkit::{ImageConfig, TestImage};
 use bollard_stubs::models::{
     ContainerInspectResponse, ContainerStateStatusEnum, ExecConfig, HealthStatusEnum,
 };
@@ -37,7 +37,10 @@ impl Env {
             root: self.root.path().to_path_buf(),
             run_root: self.run_root.path().to_path_buf(),
             registry: RegistryConfig::default(),
-            exe: PathBuf::from(env!("CARGO_BIN_EXE_berth")),
+            // BERTH_TEST_EXE: a copy of this tree's binary when the target dir is shared.
+            exe: std::env::var_os("BERTH_TEST_EXE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth"))),
         }
     }
 
@@ -260,14 +263,27 @@ async fn create_refuses_bad_input_like_docker() {
         .unwrap_err();
     assert!(matches!(e, EngineError::NoSuchImage(_)), "{e}");
     assert!(e.to_string().starts_with("No such image: nosuch"), "{e}");
+    let nocmd = TestImage::busybox()
+        .config(ImageConfig::default())
+        .tag("nocmd:latest")
+        .docker_archive_tar();
+    engine.images().load(&nocmd[..]).unwrap();
     let e = engine
+        .create(None, body(json!({"Image": "nocmd"})))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("No command specified"), "{e}");
+    // `--entrypoint ""` clears the image's entrypoint but keeps its cmd (Docker's rule).
+    let id = engine
         .create(
             None,
             body(json!({"Image": "busybox", "Entrypoint": [""], "Cmd": []})),
         )
         .await
-        .unwrap_err();
-    assert!(e.to_string().contains("No command specified"), "{e}");
+        .unwrap()
+        .id;
+    let i = inspect(&engine, &id).await;
+    assert_eq!(i.path.as_deref(), Some("sh"));
     engine
         .create(Some("dup"), body(json!({"Image": "busybox"})))
         .await
