@@ -255,6 +255,9 @@ impl Engine {
                     w.exit_code = i64::from(code);
                     w.error = Some(message.clone());
                 });
+                if rec.host_config.auto_remove.unwrap_or(false) {
+                    self.auto_remove(c);
+                }
                 Err(if code == 126 || code == 127 {
                     EngineError::InvalidParameter(message)
                 } else {
@@ -553,21 +556,27 @@ impl Engine {
             w.error = (!error.is_empty()).then_some(error.clone());
         });
         if auto_remove {
-            let weak = self.me.clone();
-            let c = c.clone();
-            self.spawn(async move {
-                if lock(&c.rt).removing {
-                    return;
-                }
-                if let Some(engine) = weak.upgrade() {
-                    if let Err(e) = engine.remove_container(&c, true).await {
-                        eprintln!("berth: auto-removing container {}: {e}", c.id);
-                    }
-                }
-            });
+            self.auto_remove(c);
         } else if let Some(delay) = delay {
             self.schedule_restart(c, generation, delay);
         }
+    }
+
+    /// `--rm`: removes the container once the current operation lets go of it.
+    fn auto_remove(&self, c: &Arc<Container>) {
+        let weak = self.me.clone();
+        let c = c.clone();
+        self.spawn(async move {
+            if lock(&c.rt).removing {
+                return;
+            }
+            if let Some(engine) = weak.upgrade() {
+                match engine.remove_container(&c, true).await {
+                    Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
+                    Err(e) => eprintln!("berth: auto-removing container {}: {e}", c.id),
+                }
+            }
+        });
     }
 
     fn schedule_restart(&self, c: &Arc<Container>, generation: u64, delay: Duration) {
