@@ -17,7 +17,7 @@ use bollard_stubs::models::{
     SystemEventsResponse,
 };
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
@@ -63,6 +63,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("page not found")]
     PageNotFound,
+    #[error("internal error: {0}")]
+    Panic(String),
 }
 
 impl ApiError {
@@ -80,6 +82,7 @@ impl ApiError {
             ApiError::Image(e) => image_status(e),
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PageNotFound => StatusCode::NOT_FOUND,
+            ApiError::Panic(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -149,7 +152,19 @@ pub async fn handle(
 ) -> std::result::Result<Response<Body>, Infallible> {
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let started = Instant::now();
-    let response = match dispatch(&state, req).await {
+    // A bug in a handler answers 500 instead of dropping the connection.
+    let outcome = std::panic::AssertUnwindSafe(dispatch(&state, req))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ApiError::Panic(what))
+        });
+    let response = match outcome {
         Ok(r) => r,
         Err(e) => {
             if e.status().is_server_error() {
