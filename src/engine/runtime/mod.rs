@@ -6,6 +6,7 @@
 //! Everything here forks; call it only from a single-threaded process (`berth shim`), never
 //! from the tokio daemon.
 
+pub mod cgroup;
 pub mod security;
 pub mod spec;
 
