@@ -11,8 +11,7 @@ use api_support::{create_body, rt, unique, Daemon};
 use berth::api::client::{AttachOptions, EventsOptions};
 use berth::api::{Client, ClientError};
 use berth::engine::container::{
-    ExecConfig, ExecStartOptions, ListOptions, LogsOptions, OutputStream, StdStream,
-    WaitCondition,
+    ExecConfig, ExecStartOptions, ListOptions, LogsOptions, OutputStream, StdStream, WaitCondition,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -93,12 +92,18 @@ fn ping_version_info_and_the_wire_basics() {
     assert!(lower.contains("cache-control: no-cache"), "{head}");
     assert!(!head.ends_with("OK"), "HEAD has no body: {head}");
     let get = d.raw("GET /v1.99/_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    assert!(get.starts_with("HTTP/1.1 200") && get.ends_with("OK"), "{get}");
+    assert!(
+        get.starts_with("HTTP/1.1 200") && get.ends_with("OK"),
+        "{get}"
+    );
     let old = d.raw("GET /v1.24/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(old.contains("\"ApiVersion\":\"1.41\""), "{old}");
     let missing = d.raw("GET /v1.41/nothing/here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
-    assert!(missing.contains(r#"{"message":"page not found"}"#), "{missing}");
+    assert!(
+        missing.contains(r#"{"message":"page not found"}"#),
+        "{missing}"
+    );
     let gone = d.raw("GET /containers/nope/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(gone.starts_with("HTTP/1.1 404"), "{gone}");
     assert!(gone.contains("No such container: nope"), "{gone}");
@@ -262,10 +267,16 @@ fn events_stream_shows_create_start_die() {
         })
         .await;
         for wanted in ["create", "start", "die"] {
-            assert!(seen.iter().any(|a| a == wanted), "{wanted} missing from {seen:?}");
+            assert!(
+                seen.iter().any(|a| a == wanted),
+                "{wanted} missing from {seen:?}"
+            );
         }
         let pos = |a: &str| seen.iter().position(|s| s == a).unwrap();
-        assert!(pos("create") < pos("start") && pos("start") < pos("die"), "{seen:?}");
+        assert!(
+            pos("create") < pos("start") && pos("start") < pos("die"),
+            "{seen:?}"
+        );
 
         // `since` replays the past, `until` ends the stream.
         let now = std::time::SystemTime::now()
@@ -358,11 +369,24 @@ fn exec_with_and_without_tty_and_with_stdin() {
             ..ExecConfig::default()
         };
         let e = c
-            .exec_create(&id, &exec(&["sh", "-c", "echo hi; echo oops >&2; exit 7"], false, false))
+            .exec_create(
+                &id,
+                &exec(
+                    &["sh", "-c", "echo hi; echo oops >&2; exit 7"],
+                    false,
+                    false,
+                ),
+            )
             .await
             .unwrap();
         let session = c
-            .exec_start(&e, &ExecStartOptions { detach: false, tty: false })
+            .exec_start(
+                &e,
+                &ExecStartOptions {
+                    detach: false,
+                    tty: false,
+                },
+            )
             .await
             .unwrap();
         assert!(!session.tty);
@@ -373,11 +397,20 @@ fn exec_with_and_without_tty_and_with_stdin() {
         assert_eq!(inspected.running, Some(false));
 
         let e = c
-            .exec_create(&id, &exec(&["sh", "-c", "echo tty; test -t 1"], true, false))
+            .exec_create(
+                &id,
+                &exec(&["sh", "-c", "echo tty; test -t 1"], true, false),
+            )
             .await
             .unwrap();
         let session = c
-            .exec_start(&e, &ExecStartOptions { detach: false, tty: true })
+            .exec_start(
+                &e,
+                &ExecStartOptions {
+                    detach: false,
+                    tty: true,
+                },
+            )
             .await
             .unwrap();
         assert!(session.tty);
@@ -390,7 +423,13 @@ fn exec_with_and_without_tty_and_with_stdin() {
             .await
             .unwrap();
         let mut session = c
-            .exec_start(&e, &ExecStartOptions { detach: false, tty: false })
+            .exec_start(
+                &e,
+                &ExecStartOptions {
+                    detach: false,
+                    tty: false,
+                },
+            )
             .await
             .unwrap();
         let mut stdin = session.stdin.take().unwrap();
@@ -422,7 +461,10 @@ fn the_cli_starts_a_daemon_when_none_runs() {
     );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("REPOSITORY"), "{table}");
-    assert!(table.contains("busybox") && table.contains("latest"), "{table}");
+    assert!(
+        table.contains("busybox") && table.contains("latest"),
+        "{table}"
+    );
     eprintln!("berth images with autostart: {} ms", elapsed.as_millis());
     let pid = d.pid().expect("the daemon wrote its pid file");
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
@@ -443,7 +485,11 @@ fn the_cli_starts_a_daemon_when_none_runs() {
         .collect();
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let daemons = std::fs::read_dir("/proc")
         .unwrap()
@@ -497,7 +543,11 @@ fn kill_9_of_the_daemon_keeps_containers_and_a_new_one_adopts_them() {
         let id = c
             .create_container(
                 Some(&unique("survivor")),
-                &create_body(&["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"]),
+                &create_body(&[
+                    "sh",
+                    "-c",
+                    "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+                ]),
             )
             .await
             .unwrap()
@@ -507,17 +557,28 @@ fn kill_9_of_the_daemon_keeps_containers_and_a_new_one_adopts_them() {
         id
     });
     d.kill9();
-    let log = d.root.join("containers").join(&id).join(format!("{id}-json.log"));
+    let log = d
+        .root
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
     let before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     std::thread::sleep(Duration::from_millis(800));
     let after = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-    assert!(after > before, "the container kept logging without a daemon ({before} → {after})");
+    assert!(
+        after > before,
+        "the container kept logging without a daemon ({before} → {after})"
+    );
     d.spawn();
     rt.block_on(async {
         let c = d.client();
         let state = c.inspect(&id).await.unwrap().state.unwrap();
         assert_eq!(state.running, Some(true), "{state:?}");
-        let (out, _) = collect(c.logs(&id, &all_logs()).await.unwrap().output, Duration::from_secs(10)).await;
+        let (out, _) = collect(
+            c.logs(&id, &all_logs()).await.unwrap().output,
+            Duration::from_secs(10),
+        )
+        .await;
         assert!(out.lines().count() >= 8, "{out}");
         let e = c
             .exec_create(
@@ -541,6 +602,9 @@ fn kill_9_of_the_daemon_keeps_containers_and_a_new_one_adopts_them() {
         let state = c.inspect(&id).await.unwrap().state.unwrap();
         assert_eq!(state.running, Some(false));
         let err = c.start("no-such-container").await.unwrap_err();
-        assert!(matches!(err, ClientError::Status { status: 404, .. }), "{err}");
+        assert!(
+            matches!(err, ClientError::Status { status: 404, .. }),
+            "{err}"
+        );
     });
 }

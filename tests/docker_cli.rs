@@ -57,7 +57,10 @@ fn docker_version_images_and_image_inspect() {
         version.contains(&format!("Version:          {}", env!("CARGO_PKG_VERSION"))),
         "{version}"
     );
-    assert!(version.contains("API version:      1.41 (minimum version 1.12)"), "{version}");
+    assert!(
+        version.contains("API version:      1.41 (minimum version 1.12)"),
+        "{version}"
+    );
     let server_api = ok(&d, &["version", "--format", "{{.Server.APIVersion}}"]);
     assert_eq!(server_api.trim(), "1.41");
 
@@ -65,7 +68,10 @@ fn docker_version_images_and_image_inspect() {
     let lines: Vec<&str> = images.lines().collect();
     assert_eq!(lines.len(), 2, "{images}");
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]);
+    assert_eq!(
+        header,
+        ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(&row[..2], ["busybox", "latest"], "{images}");
     assert_eq!(row[2].len(), 12);
@@ -79,7 +85,16 @@ fn docker_version_images_and_image_inspect() {
     assert_eq!(v[0]["Id"], ids.trim());
     assert_eq!(v[0]["RepoTags"][0], "busybox:latest");
     assert_eq!(v[0]["Config"]["Cmd"][0], "sh");
-    let t = ok(&d, &["image", "inspect", "--format", "{{.Os}}/{{.RootFS.Type}}", "busybox"]);
+    let t = ok(
+        &d,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Os}}/{{.RootFS.Type}}",
+            "busybox",
+        ],
+    );
     assert_eq!(t.trim(), "linux/layers");
     let missing = run(&d, &["inspect", "nothing-here"]);
     assert!(!missing.status.success());
@@ -101,7 +116,15 @@ fn docker_ps_inspect_logs_exec_stop_rm() {
     let id = ok(
         &d,
         &[
-            "run", "-d", "--name", &name, "--label", "berth.test=docker", "busybox", "sh", "-c",
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            "berth.test=docker",
+            "busybox",
+            "sh",
+            "-c",
             "echo hello; echo oops >&2; exec sleep 300",
         ],
     );
@@ -112,9 +135,21 @@ fn docker_ps_inspect_logs_exec_stop_rm() {
     let header: Vec<&str> = ps.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        [
+            "CONTAINER",
+            "ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ]
     );
-    let row = ps.lines().find(|l| l.contains(&name)).unwrap_or_else(|| panic!("{ps}"));
+    let row = ps
+        .lines()
+        .find(|l| l.contains(&name))
+        .unwrap_or_else(|| panic!("{ps}"));
     assert!(row.starts_with(&id[..12]), "{row}");
     assert!(row.contains("busybox") && row.contains("Up "), "{row}");
     let q = ok(&d, &["ps", "-q", "--filter", "label=berth.test=docker"]);
@@ -158,7 +193,11 @@ fn docker_ps_inspect_logs_exec_stop_rm() {
         .write_all(b"piped through docker exec -i\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "piped through docker exec -i\n"
@@ -169,7 +208,10 @@ fn docker_ps_inspect_logs_exec_stop_rm() {
     assert_eq!(ok(&d, &["stop", "-t", "1", &name]).trim(), name);
     assert!(!ok(&d, &["ps"]).contains(&name));
     let all = ok(&d, &["ps", "-a"]);
-    let row = all.lines().find(|l| l.contains(&name)).unwrap_or_else(|| panic!("{all}"));
+    let row = all
+        .lines()
+        .find(|l| l.contains(&name))
+        .unwrap_or_else(|| panic!("{all}"));
     assert!(row.contains("Exited ("), "{row}");
     assert_eq!(ok(&d, &["rm", &name]).trim(), name);
     assert!(!ok(&d, &["ps", "-a"]).contains(&name));

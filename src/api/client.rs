@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use bollard_stubs::models::{
-    ContainerCreateResponse, ContainerInspectResponse, ContainerSummaryInner,
-    ContainerTopResponse, ContainerWaitResponse, CreateImageInfo, ExecInspectResponse, Image,
-    ImageDeleteResponseItem, ImageSummary, SystemEventsResponse, SystemInfo, SystemVersion,
+    ContainerCreateResponse, ContainerInspectResponse, ContainerSummaryInner, ContainerTopResponse,
+    ContainerWaitResponse, CreateImageInfo, ExecInspectResponse, Image, ImageDeleteResponseItem,
+    ImageSummary, SystemEventsResponse, SystemInfo, SystemVersion,
 };
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -26,8 +26,8 @@ use tokio::net::UnixStream;
 use super::stream;
 use super::API_VERSION;
 use crate::engine::container::{
-    CreateContainer, ExecConfig, ExecStartOptions, ListOptions, Logs, LogsOptions,
-    OutputStream, Session, WaitCondition,
+    CreateContainer, ExecConfig, ExecStartOptions, ListOptions, Logs, LogsOptions, OutputStream,
+    Session, WaitCondition,
 };
 use crate::engine::image::reference::Reference;
 
@@ -225,7 +225,12 @@ impl Client {
             .map_err(|e| self.http_err(e))
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response<Incoming>> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response<Incoming>> {
         let req = self.build(method, path, body, false)?;
         let resp = self.send(req).await?;
         check(resp).await
@@ -305,25 +310,34 @@ impl Client {
     }
 
     pub async fn start(&self, id: &str) -> Result<()> {
-        self.post_empty(&format!("/containers/{}/start", enc(id))).await
+        self.post_empty(&format!("/containers/{}/start", enc(id)))
+            .await
     }
 
-    pub async fn stop(&self, id: &str, timeout_secs: Option<i64>, signal: Option<&str>) -> Result<()> {
+    pub async fn stop(
+        &self,
+        id: &str,
+        timeout_secs: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
         let q = query(&[
             ("t", timeout_secs.map(|t| t.to_string())),
             ("signal", signal.map(String::from)),
         ]);
-        self.post_empty(&format!("/containers/{}/stop{q}", enc(id))).await
+        self.post_empty(&format!("/containers/{}/stop{q}", enc(id)))
+            .await
     }
 
     pub async fn restart(&self, id: &str, timeout_secs: Option<i64>) -> Result<()> {
         let q = query(&[("t", timeout_secs.map(|t| t.to_string()))]);
-        self.post_empty(&format!("/containers/{}/restart{q}", enc(id))).await
+        self.post_empty(&format!("/containers/{}/restart{q}", enc(id)))
+            .await
     }
 
     pub async fn kill(&self, id: &str, signal: Option<&str>) -> Result<()> {
         let q = query(&[("signal", signal.map(String::from))]);
-        self.post_empty(&format!("/containers/{}/kill{q}", enc(id))).await
+        self.post_empty(&format!("/containers/{}/kill{q}", enc(id)))
+            .await
     }
 
     pub async fn wait(&self, id: &str, condition: WaitCondition) -> Result<ContainerWaitResponse> {
@@ -342,7 +356,8 @@ impl Client {
     }
 
     pub async fn inspect(&self, id: &str) -> Result<ContainerInspectResponse> {
-        self.get_json(&format!("/containers/{}/json", enc(id))).await
+        self.get_json(&format!("/containers/{}/json", enc(id)))
+            .await
     }
 
     pub async fn list(&self, options: &ListOptions) -> Result<Vec<ContainerSummaryInner>> {
@@ -363,7 +378,8 @@ impl Client {
 
     pub async fn top(&self, id: &str, ps_args: Option<&str>) -> Result<ContainerTopResponse> {
         let q = query(&[("ps_args", ps_args.map(String::from))]);
-        self.get_json(&format!("/containers/{}/top{q}", enc(id))).await
+        self.get_json(&format!("/containers/{}/top{q}", enc(id)))
+            .await
     }
 
     pub async fn logs(&self, id: &str, options: &LogsOptions) -> Result<Logs> {
@@ -380,11 +396,19 @@ impl Client {
             ),
         ]);
         let resp = self
-            .call(Method::GET, &format!("/containers/{}/logs{q}", enc(id)), None)
+            .call(
+                Method::GET,
+                &format!("/containers/{}/logs{q}", enc(id)),
+                None,
+            )
             .await?;
         let tty = is_raw(&resp);
         let body = resp.into_body().into_data_stream();
-        let output = if tty { stream::raw(body) } else { stream::demux(body) };
+        let output = if tty {
+            stream::raw(body)
+        } else {
+            stream::demux(body)
+        };
         Ok(Logs { tty, output })
     }
 
@@ -439,7 +463,11 @@ impl Client {
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             // A daemon that did not upgrade streams the output as the body.
             let body = resp.into_body().into_data_stream();
-            let output: OutputStream = if tty { stream::raw(body) } else { stream::demux(body) };
+            let output: OutputStream = if tty {
+                stream::raw(body)
+            } else {
+                stream::demux(body)
+            };
             return Ok(Session {
                 tty,
                 stdin: None,
@@ -451,7 +479,11 @@ impl Client {
             .map_err(|e| self.http_err(e))?;
         let (rd, wr) = tokio::io::split(TokioIo::new(upgraded));
         let chunks = read_chunks(rd);
-        let output = if tty { stream::raw(chunks) } else { stream::demux(chunks) };
+        let output = if tty {
+            stream::raw(chunks)
+        } else {
+            stream::demux(chunks)
+        };
         Ok(Session {
             tty,
             stdin: Some(Box::pin(wr)),
@@ -461,18 +493,26 @@ impl Client {
 
     // ---- images ----
 
-    pub async fn list_images(&self, filters: &HashMap<String, Vec<String>>) -> Result<Vec<ImageSummary>> {
+    pub async fn list_images(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ImageSummary>> {
         let q = query(&[("filters", filters_json(filters))]);
         self.get_json(&format!("/images/json{q}")).await
     }
 
     pub async fn inspect_image(&self, name: &str) -> Result<Image> {
-        self.get_json(&format!("/images/{}/json", enc_name(name))).await
+        self.get_json(&format!("/images/{}/json", enc_name(name)))
+            .await
     }
 
     /// Pulls an image; the stream yields Docker's progress messages and ends with the
     /// `Digest: ...` and `Status: ...` lines, or an error.
-    pub async fn pull(&self, reference: &Reference, platform: Option<&str>) -> Result<ClientStream<CreateImageInfo>> {
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        platform: Option<&str>,
+    ) -> Result<ClientStream<CreateImageInfo>> {
         let tag = match (&reference.digest, &reference.tag) {
             (Some(d), _) => Some(d.to_string()),
             (None, t) => t.clone(),
@@ -485,7 +525,8 @@ impl Client {
         let resp = self
             .call(Method::POST, &format!("/images/create{q}"), None)
             .await?;
-        let lines = stream::json_lines::<CreateImageInfo, _, _>(resp.into_body().into_data_stream());
+        let lines =
+            stream::json_lines::<CreateImageInfo, _, _>(resp.into_body().into_data_stream());
         Ok(Box::pin(lines.map(|item| match item {
             Ok(m) => match m.error {
                 Some(e) => Err(ClientError::Remote(e)),
@@ -498,22 +539,34 @@ impl Client {
         })))
     }
 
-    pub async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<ImageDeleteResponseItem>> {
-        let path = format!("/images/{}{}", enc_name(name), query(&[("force", flag(force))]));
+    pub async fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<ImageDeleteResponseItem>> {
+        let path = format!(
+            "/images/{}{}",
+            enc_name(name),
+            query(&[("force", flag(force))])
+        );
         let resp = self.call(Method::DELETE, &path, None).await?;
         read_json(resp, &path).await
     }
 
     // ---- events ----
 
-    pub async fn events(&self, options: &EventsOptions) -> Result<ClientStream<SystemEventsResponse>> {
+    pub async fn events(
+        &self,
+        options: &EventsOptions,
+    ) -> Result<ClientStream<SystemEventsResponse>> {
         let q = query(&[
             ("since", options.since.map(|t| format!("{t:.9}"))),
             ("until", options.until.map(|t| format!("{t:.9}"))),
             ("filters", filters_json(&options.filters)),
         ]);
         let resp = self.call(Method::GET, &format!("/events{q}"), None).await?;
-        let lines = stream::json_lines::<SystemEventsResponse, _, _>(resp.into_body().into_data_stream());
+        let lines =
+            stream::json_lines::<SystemEventsResponse, _, _>(resp.into_body().into_data_stream());
         Ok(Box::pin(lines.map(|item| {
             item.map_err(|detail| ClientError::Decode {
                 what: "/events".into(),

@@ -29,8 +29,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::stream::{self, Body};
 use super::{API_VERSION, MIN_API_VERSION};
 use crate::engine::container::{
-    CreateContainer, Engine, EngineError, ExecConfig, ExecStartOptions, ListOptions,
-    LogsOptions, OutputChunk, Session, StdStream, WaitCondition,
+    CreateContainer, Engine, EngineError, ExecConfig, ExecStartOptions, ListOptions, LogsOptions,
+    OutputChunk, Session, StdStream, WaitCondition,
 };
 use crate::engine::image::imagespec::Platform;
 use crate::engine::image::reference::Reference;
@@ -189,14 +189,12 @@ fn strip_version(path: &str) -> &str {
     if let Some(rest) = path.strip_prefix("/v") {
         let end = rest.find('/').unwrap_or(rest.len());
         let version = &rest[..end];
-        let numeric = version
-            .split_once('.')
-            .is_some_and(|(a, b)| {
-                !a.is_empty()
-                    && !b.is_empty()
-                    && a.bytes().all(|c| c.is_ascii_digit())
-                    && b.bytes().all(|c| c.is_ascii_digit())
-            });
+        let numeric = version.split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        });
         if numeric {
             return &rest[end..];
         }
@@ -280,7 +278,9 @@ impl Query {
                     return Ok(Some(t));
                 }
                 chrono::DateTime::parse_from_rfc3339(v)
-                    .map(|t| Some(t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9))
+                    .map(|t| {
+                        Some(t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
+                    })
                     .map_err(|_| {
                         ApiError::BadRequest(format!(
                             "invalid value for {key}: {v:?} is not a timestamp"
@@ -345,7 +345,8 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(body: &[u8], required: b
         }
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 async fn dispatch(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Body>> {
@@ -379,7 +380,10 @@ async fn dispatch(state: &Arc<State>, req: Request<Incoming>) -> Result<Response
         (Method::GET, ["events"]) => events(state, &query),
 
         (Method::POST, ["containers", "create"]) => {
-            let name = query.get("name").filter(|n| !n.is_empty()).map(String::from);
+            let name = query
+                .get("name")
+                .filter(|n| !n.is_empty())
+                .map(String::from);
             let body: CreateContainer = parse_json(&read_body(req).await?, true)?;
             let created = engine.create(name.as_deref(), body).await?;
             Ok(json(StatusCode::CREATED, &created))
@@ -626,7 +630,7 @@ async fn info(state: &State) -> Result<Response<Body>> {
 
 fn is_cgroup2_root() -> bool {
     rustix::fs::statfs("/sys/fs/cgroup")
-        .map(|s| s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64)
+        .map(|s| s.f_type == libc::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 
@@ -696,7 +700,11 @@ async fn logs(state: &State, id: &str, query: &Query) -> Result<Response<Body>> 
     let logs = state.engine.logs(id, &options).await?;
     let tty = logs.tty;
     let body = logs.output.map(move |c| stream::encode(&c, tty));
-    let ct = if tty { stream::RAW } else { stream::MULTIPLEXED };
+    let ct = if tty {
+        stream::RAW
+    } else {
+        stream::MULTIPLEXED
+    };
     Ok(respond(StatusCode::OK, Some(ct), stream::streaming(body)))
 }
 
@@ -722,7 +730,11 @@ fn hijack(
     finish: Option<Finish>,
 ) -> Response<Body> {
     let tty = session.tty;
-    let ct = if tty { stream::RAW } else { stream::MULTIPLEXED };
+    let ct = if tty {
+        stream::RAW
+    } else {
+        stream::MULTIPLEXED
+    };
     let Some(upgrade) = upgrade else {
         let body = session
             .output
@@ -745,7 +757,8 @@ fn hijack(
     let mut r = respond(StatusCode::SWITCHING_PROTOCOLS, Some(ct), stream::empty());
     r.headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    r.headers_mut().insert(UPGRADE, HeaderValue::from_static("tcp"));
+    r.headers_mut()
+        .insert(UPGRADE, HeaderValue::from_static("tcp"));
     r
 }
 
@@ -873,15 +886,13 @@ fn event_matches(e: &SystemEventsResponse, filters: &HashMap<String, Vec<String>
                 "type" => e.typ.as_deref() == Some(v.as_str()),
                 "container" | "image" | "network" | "volume" => {
                     let typed = key != "image" || e.typ.as_deref() == Some("image");
-                    (typed && (actor_id == v || (v.len() >= 12 && actor_id.starts_with(v.as_str()))))
+                    (typed
+                        && (actor_id == v || (v.len() >= 12 && actor_id.starts_with(v.as_str()))))
                         || attr("name") == Some(v.as_str())
                         || (key == "image" && attr("image") == Some(v.as_str()))
                 }
                 "event" => {
-                    action == v
-                        || action
-                            .split_once(':')
-                            .is_some_and(|(a, _)| a.trim() == v)
+                    action == v || action.split_once(':').is_some_and(|(a, _)| a.trim() == v)
                 }
                 "label" => match v.split_once('=') {
                     Some((k, val)) => attr(k) == Some(val),
@@ -914,7 +925,8 @@ fn events(state: &State, query: &Query) -> Result<Response<Body>> {
     };
     let last_past = past.iter().map(event_time).fold(f64::MIN, f64::max);
     let past_bytes: Vec<Bytes> = past.iter().map(stream::json_line).collect();
-    let deadline = until.map(|u| tokio::time::Instant::now() + Duration::from_secs_f64((u - now).max(0.0)));
+    let deadline =
+        until.map(|u| tokio::time::Instant::now() + Duration::from_secs_f64((u - now).max(0.0)));
     let live_stream = futures_util::stream::unfold(
         (live, filters, deadline),
         move |(mut rx, filters, deadline)| async move {
@@ -1223,7 +1235,11 @@ fn pull_item_bytes(item: PullItem) -> Bytes {
             })
         }
         PullItem::Message(m) => stream::json_line(&m),
-        PullItem::Done(Ok(lines)) => lines.iter().flat_map(|l| stream::json_line(l).to_vec()).collect::<Vec<u8>>().into(),
+        PullItem::Done(Ok(lines)) => lines
+            .iter()
+            .flat_map(|l| stream::json_line(l).to_vec())
+            .collect::<Vec<u8>>()
+            .into(),
         PullItem::Done(Err(e)) => pull_item_bytes(PullItem::Message(error_message(e.to_string()))),
     }
 }
@@ -1254,10 +1270,7 @@ async fn image_pull(
         None => Platform::host(),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let first = plain_status(format!(
-        "Pulling from {}",
-        reference.path
-    ));
+    let first = plain_status(format!("Pulling from {}", reference.path));
     let first = CreateImageInfo {
         id: Some(reference.tag.clone().unwrap_or_else(|| {
             reference
@@ -1331,7 +1344,9 @@ mod tests {
 
     #[test]
     fn queries_and_filters_parse_both_forms() {
-        let q = Query::parse("all=1&name=a%2Fb+c&t=&filters=%7B%22label%22%3A%7B%22x%3Dy%22%3Atrue%7D%7D");
+        let q = Query::parse(
+            "all=1&name=a%2Fb+c&t=&filters=%7B%22label%22%3A%7B%22x%3Dy%22%3Atrue%7D%7D",
+        );
         assert!(q.bool("all"));
         assert!(!q.bool("t"));
         assert_eq!(q.get("name"), Some("a/b c"));

@@ -133,14 +133,16 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Send + 'static,
 {
-    Box::pin(bytes.take_while(|r| std::future::ready(r.is_ok())).filter_map(
-        |r| async move {
-            r.ok().filter(|b| !b.is_empty()).map(|data| OutputChunk {
-                stream: StdStream::Stdout,
-                data,
-            })
-        },
-    ))
+    Box::pin(
+        bytes
+            .take_while(|r| std::future::ready(r.is_ok()))
+            .filter_map(|r| async move {
+                r.ok().filter(|b| !b.is_empty()).map(|data| OutputChunk {
+                    stream: StdStream::Stdout,
+                    data,
+                })
+            }),
+    )
 }
 
 /// One JSON value and its newline, as JSON streams send them.

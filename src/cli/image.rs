@@ -178,8 +178,7 @@ pub(super) fn pull(
                         reference.familiar_name()
                     ));
                 }
-                let pulled =
-                    pull_one(client, reference, args.platform.as_deref(), progress).await;
+                let pulled = pull_one(client, reference, args.platform.as_deref(), progress).await;
                 (label, reference, pulled)
             }
         });
@@ -843,7 +842,12 @@ impl Progress {
         let bytes = m
             .progress_detail
             .as_ref()
-            .and_then(|d| Some((u64::try_from(d.current?).ok()?, u64::try_from(d.total?).ok()?)))
+            .and_then(|d| {
+                Some((
+                    u64::try_from(d.current?).ok()?,
+                    u64::try_from(d.total?).ok()?,
+                ))
+            })
             .filter(|_| status == "Downloading");
         self.status(id, status, bytes);
     }
