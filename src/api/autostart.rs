@@ -50,10 +50,25 @@ fn check_root(target: &Target, ping: &Ping) -> Result<(), ClientError> {
     }
 }
 
+/// How long a running daemon may take to answer `/_ping`.
+const PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `/_ping`, bounded: a hung daemon is an error, not a hung CLI.
+async fn ping(client: &Client) -> Result<Ping, ClientError> {
+    tokio::time::timeout(PING_TIMEOUT, client.ping())
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClientError::Http {
+                socket: client.socket().to_path_buf(),
+                detail: format!("no answer to /_ping within {} s", PING_TIMEOUT.as_secs()),
+            })
+        })
+}
+
 /// A client for the target's daemon, started first if none runs.
 pub async fn connect_or_start(target: &Target) -> Result<Client, ClientError> {
     let client = Client::new(&target.socket);
-    match client.ping().await {
+    match ping(&client).await {
         Ok(p) => return check_root(target, &p).map(|()| client),
         Err(e) if e.is_absent() => {}
         Err(e) => return Err(e),
@@ -63,7 +78,7 @@ pub async fn connect_or_start(target: &Target) -> Result<Client, ClientError> {
         .await
         .map_err(|e| ClientError::Autostart(e.to_string()))??;
     // Another CLI may have started one while we waited for the lock.
-    match client.ping().await {
+    match ping(&client).await {
         Ok(p) => return check_root(target, &p).map(|()| client),
         Err(e) if e.is_absent() => {}
         Err(e) => return Err(e),
@@ -72,7 +87,7 @@ pub async fn connect_or_start(target: &Target) -> Result<Client, ClientError> {
     let deadline = Instant::now() + START_TIMEOUT;
     let log = target.run_root.join("daemon.log");
     loop {
-        match client.ping().await {
+        match ping(&client).await {
             Ok(p) => {
                 drop(lock);
                 return check_root(target, &p).map(|()| client);
