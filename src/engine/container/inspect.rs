@@ -239,10 +239,13 @@ impl Engine {
             .collect();
         let mut recs: Vec<Record> = self.containers().iter().map(|c| c.snapshot()).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
-        let explicit_status = options.filters.contains_key("status");
+        // A status filter or a limit shows stopped containers too (Docker's rule).
+        let all = options.all
+            || options.filters.contains_key("status")
+            || options.limit.is_some_and(|n| n > 0);
         let mut out = Vec::new();
         for rec in recs {
-            if !options.all && !explicit_status && !rec.state.status.is_active() {
+            if !all && !rec.state.status.is_active() {
                 continue;
             }
             if !self.matches(&rec, options, &ancestors) {

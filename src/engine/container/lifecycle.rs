@@ -15,6 +15,7 @@ use tokio::io::Interest;
 use crate::engine::image::fsutil::write_atomic;
 use crate::engine::runtime::spec::{ExitState, NetworkNamespace, ShimState};
 use crate::engine::shim::{self, ShimError};
+use crate::net::netns;
 
 use super::store::{self, same_process, NetworkChoice, Record, RunState, Status};
 use super::{
@@ -399,6 +400,9 @@ impl Engine {
         force: bool,
     ) -> Result<(), EngineError> {
         let _op = c.op.lock().await;
+        if c.wake.borrow().removed {
+            return Err(EngineError::NoSuchContainer(c.id.clone()));
+        }
         if lock(&c.rt).removing {
             return Err(EngineError::Conflict(format!(
                 "removal of container {} is already in progress",
@@ -552,6 +556,9 @@ impl Engine {
             let weak = self.me.clone();
             let c = c.clone();
             self.spawn(async move {
+                if lock(&c.rt).removing {
+                    return;
+                }
                 if let Some(engine) = weak.upgrade() {
                     if let Err(e) = engine.remove_container(&c, true).await {
                         eprintln!("berth: auto-removing container {}: {e}", c.id);
@@ -919,23 +926,4 @@ async fn netns_remove(path: PathBuf) -> Result<(), EngineError> {
         .await
         .map_err(internal)?
         .map_err(internal)
-}
-
-/// Stand-in for `crate::net::netns` until that module lands (security helper).
-mod netns {
-    use std::path::Path;
-
-    pub fn create(path: &Path) -> Result<(), String> {
-        Err(format!(
-            "network namespace {}: net::netns is not merged yet",
-            path.display()
-        ))
-    }
-
-    pub fn remove(path: &Path) -> Result<(), String> {
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
-            _ => Ok(()),
-        }
-    }
 }

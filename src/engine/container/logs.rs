@@ -3,8 +3,10 @@
 //! follow that ends once the container has exited and the log is drained.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::shim::logfile::LogStream;
@@ -12,6 +14,7 @@ use crate::engine::shim::logread::{self, FollowControl, LogEntry, ReadOptions};
 
 use super::exec::receiver_stream;
 use super::lifecycle::wait_exit;
+use super::store::Status;
 use super::{Container, Engine, EngineError, Logs, LogsOptions, OutputChunk, Session, StdStream};
 
 /// Which streams, and whether each line gets Docker's fixed-width timestamp.
@@ -50,6 +53,15 @@ fn fixed_nanos(unix_nanos: i64) -> String {
         .unwrap_or_default()
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    No,
+    /// `logs -f`: follows a running container until it exits; a stopped one's log is read.
+    WhileRunning,
+    /// attach: until the next exit, even if the container has not started yet.
+    UntilNextExit,
+}
+
 /// Cancels a follower whose watcher went away without the container having exited (the
 /// consumer left, or the engine was dropped), so its blocking thread ends.
 struct CancelOnDrop(Option<Arc<FollowControl>>);
@@ -83,7 +95,12 @@ impl Engine {
             since: options.since.filter(|s| *s > 0.0),
             until: options.until.filter(|u| *u > 0.0),
         };
-        self.read_log(c, streams, opts, options.follow)
+        let follow = if options.follow {
+            Follow::WhileRunning
+        } else {
+            Follow::No
+        };
+        self.read_log(c, streams, opts, follow)
     }
 
     fn read_log(
@@ -91,7 +108,7 @@ impl Engine {
         c: &Arc<Container>,
         streams: Streams,
         opts: ReadOptions,
-        follow: bool,
+        follow: Follow,
     ) -> Result<Logs, EngineError> {
         let rec = c.snapshot();
         if rec.spec.log.driver == "none" {
@@ -104,7 +121,12 @@ impl Engine {
         // Subscribed before reading: an exit after this point ends the follow.
         let mut rx = c.wake.subscribe();
         let base = rx.borrow().exits;
-        let control = if follow && rec.state.status.is_active() {
+        let following = match follow {
+            Follow::No => false,
+            Follow::WhileRunning => rec.state.status.is_active(),
+            Follow::UntilNextExit => true,
+        };
+        let control = if following {
             Some(Arc::new(FollowControl::new().map_err(|e| {
                 EngineError::Internal(format!("following {}: {e}", path.display()))
             })?))
@@ -148,16 +170,29 @@ impl Engine {
         })
     }
 
+    /// Output from now until the container's next exit (a created container may be
+    /// attached before it starts, as `docker run` does); stdin reaches the shim's
+    /// `attach.sock` once the container runs.
     pub(super) async fn attach_container(
         &self,
         c: &Arc<Container>,
         stdin: bool,
     ) -> Result<Session, EngineError> {
         let rec = c.snapshot();
-        if !rec.state.status.is_active() {
-            return Err(EngineError::Conflict(
-                "You cannot attach to a stopped container, start it first".into(),
-            ));
+        match rec.state.status {
+            Status::Restarting => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {} is restarting, wait until the container is running",
+                    rec.id
+                )))
+            }
+            Status::Removing | Status::Dead => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is being removed or is dead",
+                    rec.id
+                )))
+            }
+            _ => {}
         }
         let streams = Streams {
             stdout: true,
@@ -175,14 +210,31 @@ impl Engine {
                 output: Box::pin(futures_util::stream::empty()),
             }
         } else {
-            self.read_log(c, streams, opts, true)?
+            self.read_log(c, streams, opts, Follow::UntilNextExit)?
         };
         let stdin = if stdin && rec.config.open_stdin.unwrap_or(false) {
+            let (writer, mut reader) = tokio::io::duplex(64 * 1024);
             let sock = rec.bundle().join("attach.sock");
-            let stream = tokio::net::UnixStream::connect(&sock).await.map_err(|e| {
-                EngineError::Internal(format!("attaching to {}: {e}", sock.display()))
-            })?;
-            Some(Box::pin(stream) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>)
+            let rx = c.wake.subscribe();
+            let base = rx.borrow().exits;
+            self.spawn(async move {
+                let mut stream = loop {
+                    if let Ok(s) = tokio::net::UnixStream::connect(&sock).await {
+                        break s;
+                    }
+                    {
+                        let w = rx.borrow();
+                        if w.exits > base || w.removed {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                };
+                let _ = tokio::io::copy(&mut reader, &mut stream).await;
+                // The client's EOF is the container's (with StdinOnce, the shim closes it).
+                let _ = stream.shutdown().await;
+            });
+            Some(Box::pin(writer) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>)
         } else {
             None
         };
