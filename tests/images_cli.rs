@@ -27,14 +27,61 @@ fn berth_in(root: &Path, args: &[&str], cwd: Option<&Path>) -> Output {
     cmd.output().expect("running berth")
 }
 
-/// `berth --root ROOT ARGS`, isolated from the machine's berth and Docker settings.
+/// `berth --root ROOT ARGS`, isolated from the machine's berth and Docker settings. Image
+/// commands go through a daemon the CLI starts on demand; each root gets its own run root
+/// (`ROOT-run`), so its own daemon, stopped when the test's [`Scratch`] goes.
 fn berth_command(root: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-    cmd.arg("--root").arg(root).args(args);
+    let run_root = format!("{}-run", root.display());
+    cmd.arg("--root")
+        .arg(root)
+        .arg("--run-root")
+        .arg(run_root)
+        .args(args);
     cmd.env_remove("BERTH_ROOT");
+    cmd.env_remove("BERTH_RUN_ROOT");
+    cmd.env_remove("BERTH_HOST");
     // Credentials must never come from the machine's ~/.docker.
     cmd.env("DOCKER_CONFIG", root.join("docker-config"));
     cmd
+}
+
+/// A test's scratch directory; the daemons its CLIs started are stopped when it goes.
+struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.path()) else {
+            return;
+        };
+        let pids: Vec<i32> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with("-run"))
+            .filter_map(|e| std::fs::read_to_string(e.path().join("daemon.pid")).ok())
+            .filter_map(|p| p.trim().parse().ok())
+            .collect();
+        for &pid in &pids {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pids
+            .iter()
+            .any(|p| Path::new(&format!("/proc/{p}")).exists())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn scratch() -> Scratch {
+    Scratch(tempfile::tempdir().unwrap())
 }
 
 fn ok(out: &Output) -> String {
@@ -103,7 +150,7 @@ fn publish(scratch: &Path, registry: &str, image: &TestImage, name: &str) -> Str
 
 #[test]
 fn load_tag_push_pull_save_rmi_round_trip() {
-    let t = tempfile::tempdir().unwrap();
+    let t = scratch();
     let registry = TestRegistry::start().unwrap();
     let image = TestImage::busybox().tag("busybox:latest");
     let id = image.parts().config_digest.to_string();
@@ -185,7 +232,7 @@ fn load_tag_push_pull_save_rmi_round_trip() {
 
 #[test]
 fn project_pull_fetches_every_service_image_and_shared_layers_once() {
-    let t = tempfile::tempdir().unwrap();
+    let t = scratch();
     let registry = TestRegistry::start().unwrap();
     let base = TestImage::busybox().tag("busybox:latest");
     let app =
@@ -224,7 +271,7 @@ fn project_pull_fetches_every_service_image_and_shared_layers_once() {
 
 #[test]
 fn concurrent_pulls_of_one_image_download_and_unpack_once() {
-    let t = tempfile::tempdir().unwrap();
+    let t = scratch();
     let registry = TestRegistry::start().unwrap();
     let image =
         TestImage::busybox()
@@ -267,7 +314,7 @@ fn serve(fake: &FakeRegistry, repo: &str, tag: &str, parts: &ImageParts) {
 
 #[test]
 fn a_corrupt_blob_fails_the_pull_naming_it_and_leaves_nothing_usable() {
-    let t = tempfile::tempdir().unwrap();
+    let t = scratch();
     let fake = FakeRegistry::start().unwrap();
     let image = TestImage::busybox().tag("c:latest");
     let parts = image.parts();
@@ -291,7 +338,7 @@ fn a_corrupt_blob_fails_the_pull_naming_it_and_leaves_nothing_usable() {
 
 #[test]
 fn a_pull_killed_mid_blob_resumes_where_it_stopped() {
-    let t = tempfile::tempdir().unwrap();
+    let t = scratch();
     let big = noise(6 << 20);
     let image = TestImage::busybox()
         .tag("k:latest")
@@ -393,7 +440,7 @@ fn scripted(parts: &ImageParts, req: &Request, stall: &AtomicBool, half: usize) 
 
 #[test]
 fn a_hostile_layer_cannot_touch_anything_outside_the_snapshot() {
-    let t = tempfile::tempdir().unwrap();
+    let t = scratch();
     let outside = t.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     let sentinel = outside.join("sentinel");
@@ -431,7 +478,7 @@ fn a_hostile_layer_cannot_touch_anything_outside_the_snapshot() {
 
 #[test]
 fn bad_references_and_unknown_images_are_clear_errors() {
-    let t = tempfile::tempdir().unwrap();
+    let t = scratch();
     let root = t.path().join("root");
     let err = failed(&berth(&root, &["pull", "library/UPPER"]));
     assert!(

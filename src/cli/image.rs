@@ -7,15 +7,17 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use bollard_stubs::models::{CreateImageInfo, ImageSummary};
 use clap::{Args, ValueEnum};
+use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{EngineArgs, ProjectArgs};
+use crate::api::{Client, ClientError};
 use crate::engine::image::imagespec::Platform;
 use crate::engine::image::reference::Reference;
 use crate::engine::image::registry::RegistryConfig;
 use crate::engine::image::service::{ImageService, PullEvent, PullProgress};
-use crate::engine::image::store::ImageRecord;
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -155,19 +157,18 @@ pub(super) fn pull(
     project: &ProjectArgs,
     args: &PullArgs,
 ) -> Result<(), String> {
-    let platform = match &args.platform {
-        Some(p) => Platform::parse(p).map_err(|e| e.to_string())?,
-        None => Platform::host(),
-    };
+    // Checked here so a typo fails before a daemon is started.
+    if let Some(p) = &args.platform {
+        Platform::parse(p).map_err(|e| e.to_string())?;
+    }
     let images = pull_targets(project, &args.names)?;
-    let svc = service(engine)?;
     let rt = runtime()?;
     let progress = Progress::new(args.quiet);
     let results = rt.block_on(async {
+        let client = super::connect(engine).await?;
         let count = images.len();
         let jobs = images.iter().map(|(label, reference)| {
-            let svc = &svc;
-            let platform = &platform;
+            let client = &client;
             let progress = &progress;
             async move {
                 if !args.quiet && count == 1 {
@@ -177,18 +178,15 @@ pub(super) fn pull(
                         reference.familiar_name()
                     ));
                 }
-                (
-                    label,
-                    reference,
-                    svc.pull(reference, platform, progress).await,
-                )
+                let pulled = pull_one(client, reference, args.platform.as_deref(), progress).await;
+                (label, reference, pulled)
             }
         });
-        futures_util::future::join_all(jobs).await
+        Ok::<_, String>(futures_util::future::join_all(jobs).await)
     });
     progress.finish();
     let mut failed = Vec::new();
-    for (label, reference, result) in results {
+    for (label, reference, result) in results? {
         match result {
             Ok(pulled) if !args.quiet => {
                 println!("Digest: {}", pulled.digest);
@@ -215,6 +213,42 @@ pub(super) fn pull(
         Ok(())
     } else {
         Err(format!("{} pull(s) failed", failed.len()))
+    }
+}
+
+/// What a pull through the daemon ended with.
+struct PullOutcome {
+    digest: String,
+    downloaded: bool,
+}
+
+/// One image through the daemon: its progress messages drive the bars; the closing
+/// `Digest:` and `Status:` lines are the result.
+async fn pull_one(
+    client: &Client,
+    reference: &Reference,
+    platform: Option<&str>,
+    progress: &Progress,
+) -> Result<PullOutcome, ClientError> {
+    let mut messages = client.pull(reference, platform).await?;
+    let mut digest = None;
+    let mut downloaded = true;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let status = message.status.as_deref().unwrap_or_default();
+        if let Some(d) = status.strip_prefix("Digest: ") {
+            digest = Some(d.to_string());
+        } else if let Some(s) = status.strip_prefix("Status: ") {
+            downloaded = s.starts_with("Downloaded");
+        } else {
+            progress.message(&message);
+        }
+    }
+    match digest {
+        Some(digest) => Ok(PullOutcome { digest, downloaded }),
+        None => Err(ClientError::Remote(format!(
+            "the daemon's pull of {reference} ended without a result"
+        ))),
     }
 }
 
@@ -303,16 +337,22 @@ pub(super) fn push(engine: &EngineArgs, args: &PushArgs) -> Result<(), String> {
 }
 
 pub(super) fn images(engine: &EngineArgs, args: &ImagesArgs) -> Result<(), String> {
-    let svc = service(engine)?;
-    let mut records = svc.list().map_err(|e| e.to_string())?;
-    records.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
     let filter = match &args.repository {
         Some(r) => Some(parse_ref(r)?),
         None => None,
     };
+    let rt = runtime()?;
+    let mut summaries = rt.block_on(async {
+        let client = super::connect(engine).await?;
+        client
+            .list_images(&HashMap::new())
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    summaries.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
     let now = SystemTime::now();
     let mut rows: Vec<Row> = Vec::new();
-    for r in &records {
+    for r in &summaries {
         for row in rows_of(r, now) {
             let keep = match &filter {
                 None => true,
@@ -393,8 +433,13 @@ struct Row {
     size: String,
 }
 
-fn rows_of(r: &ImageRecord, now: SystemTime) -> Vec<Row> {
-    let created = r.created.as_deref().and_then(parse_rfc3339);
+/// Table rows of one image, from the daemon's summary (names there are familiar:
+/// `busybox:latest`, `busybox@sha256:…`).
+fn rows_of(r: &ImageSummary, now: SystemTime) -> Vec<Row> {
+    let created = u64::try_from(r.created)
+        .ok()
+        .filter(|c| *c > 0)
+        .map(|c| SystemTime::UNIX_EPOCH + Duration::from_secs(c));
     let created_since = created
         .map(|t| {
             format!(
@@ -403,27 +448,36 @@ fn rows_of(r: &ImageRecord, now: SystemTime) -> Vec<Row> {
             )
         })
         .unwrap_or_else(|| "N/A".into());
-    let created_at = r.created.clone().unwrap_or_default();
+    let created_at = chrono::DateTime::from_timestamp(r.created, 0)
+        .filter(|_| created.is_some())
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    let digests: Vec<(String, String)> = r
+        .repo_digests
+        .iter()
+        .filter_map(|d| {
+            let (name, digest) = d.split_once('@')?;
+            let full = Reference::parse_named(name).ok()?.repository();
+            Some((full, digest.to_string()))
+        })
+        .collect();
     let digest_of = |repo: &str| {
-        r.repo_digests
+        digests
             .iter()
-            .find_map(|d| {
-                d.split_once('@')
-                    .filter(|(n, _)| *n == repo)
-                    .map(|(_, d)| d)
-            })
-            .unwrap_or("<none>")
+            .find(|(n, _)| n == repo)
+            .map_or("<none>", |(_, d)| d.as_str())
             .to_string()
     };
+    let size = human_size(u64::try_from(r.size).unwrap_or(0));
     let base = |repo: String, full: String, tag: String| Row {
         digest: digest_of(&full),
         repo,
         full_repo: full,
         tag,
-        id: r.id.to_string(),
+        id: r.id.clone(),
         created_at: created_at.clone(),
         created_since: created_since.clone(),
-        size: human_size(r.size()),
+        size: size.clone(),
     };
     let mut rows = Vec::new();
     for t in &r.repo_tags {
@@ -437,17 +491,12 @@ fn rows_of(r: &ImageRecord, now: SystemTime) -> Vec<Row> {
     }
     if rows.is_empty() {
         // Pulled by digest only, or untagged: Docker shows the repository with tag <none>.
-        let repo = r
-            .repo_digests
-            .first()
-            .and_then(|d| d.split_once('@'))
-            .map(|(n, _)| n.to_string());
-        match repo {
-            Some(full) => {
-                let familiar = Reference::parse(&full)
+        match digests.first() {
+            Some((full, _)) => {
+                let familiar = Reference::parse_named(full)
                     .map(|x| x.familiar_name())
                     .unwrap_or_else(|_| full.clone());
-                rows.push(base(familiar, full, "<none>".into()));
+                rows.push(base(familiar, full.clone(), "<none>".into()));
             }
             None => rows.push(base("<none>".into(), String::new(), "<none>".into())),
         }
@@ -528,62 +577,33 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-/// RFC 3339 (`2024-01-02T03:04:05.123Z`, offsets allowed) to a system time. Hand-written:
-/// this one format is all we need and no time crate is otherwise used.
-fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |a: usize, e: usize| s.get(a..e)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, se) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &frac[n..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        r if r.len() == 6 => {
-            let sign = if r.starts_with('-') { -1 } else { 1 };
-            sign * (r[1..3].parse::<i64>().ok()? * 3600 + r[4..6].parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset;
-    u64::try_from(secs)
-        .ok()
-        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
-}
-
 pub(super) fn rmi(engine: &EngineArgs, args: &RmiArgs) -> Result<(), String> {
-    let svc = service(engine)?;
-    let mut failed = 0;
-    for image in &args.images {
-        match svc.remove(image, args.force) {
-            Ok(removed) => {
-                for u in &removed.untagged {
-                    println!("Untagged: {}", familiar(u));
+    let rt = runtime()?;
+    let failed = rt.block_on(async {
+        let client = super::connect(engine).await?;
+        let mut failed = 0;
+        for image in &args.images {
+            match client.remove_image(image, args.force).await {
+                Ok(items) => {
+                    for item in &items {
+                        if let Some(u) = &item.untagged {
+                            println!("Untagged: {}", familiar(u));
+                        }
+                    }
+                    for item in &items {
+                        if let Some(d) = &item.deleted {
+                            println!("Deleted: {d}");
+                        }
+                    }
                 }
-                for d in &removed.deleted {
-                    println!("Deleted: {d}");
+                Err(e) => {
+                    eprintln!("Error response from daemon: {e}");
+                    failed += 1;
                 }
-            }
-            Err(e) => {
-                eprintln!("Error response from daemon: {e}");
-                failed += 1;
             }
         }
-    }
+        Ok::<_, String>(failed)
+    })?;
     if failed == 0 {
         Ok(())
     } else {
@@ -801,6 +821,38 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// A progress message from the daemon (Docker's JSON form) shown as a local event.
+    fn message(&self, m: &CreateImageInfo) {
+        let Some(id) = m.id.as_deref() else {
+            return;
+        };
+        let status: &'static str = match m.status.as_deref().unwrap_or_default() {
+            "Pulling fs layer" => "Pulling fs layer",
+            "Waiting" => "Waiting",
+            "Already exists" => "Already exists",
+            "Downloading" => "Downloading",
+            "Verifying Checksum" => "Verifying Checksum",
+            "Download complete" => "Download complete",
+            "Extracting" => "Extracting",
+            "Pull complete" => "Pull complete",
+            // "Pulling from …" (this CLI prints its own) and anything unknown.
+            _ => return,
+        };
+        let bytes = m
+            .progress_detail
+            .as_ref()
+            .and_then(|d| {
+                Some((
+                    u64::try_from(d.current?).ok()?,
+                    u64::try_from(d.total?).ok()?,
+                ))
+            })
+            .filter(|_| status == "Downloading");
+        self.status(id, status, bytes);
+    }
+}
+
 impl PullProgress for Progress {
     fn event(&self, _image: &str, event: PullEvent) {
         match event {
@@ -840,15 +892,5 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(90)), "About a minute");
         assert_eq!(human_duration(Duration::from_secs(3 * 86_400)), "3 days");
         assert_eq!(human_duration(Duration::from_secs(20 * 86_400)), "2 weeks");
-    }
-
-    #[test]
-    fn rfc3339_parses_with_fractions_and_offsets() {
-        let t = parse_rfc3339("1970-01-02T00:00:00Z").unwrap();
-        assert_eq!(t, SystemTime::UNIX_EPOCH + Duration::from_secs(86_400));
-        let t = parse_rfc3339("2024-03-01T12:00:00.123456789+02:00").unwrap();
-        let u = parse_rfc3339("2024-03-01T10:00:00Z").unwrap();
-        assert_eq!(t, u);
-        assert!(parse_rfc3339("yesterday").is_none());
     }
 }

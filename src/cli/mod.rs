@@ -149,6 +149,34 @@ impl EngineArgs {
             .clone()
             .unwrap_or_else(|| self.run_root.join("berth.sock"))
     }
+
+    /// The daemon this CLI talks to, and how to start it when none runs.
+    pub fn daemon_target(&self) -> crate::api::autostart::Target {
+        let mut daemon_args = Vec::new();
+        for r in &self.insecure_registries {
+            daemon_args.push("--insecure-registry".into());
+            daemon_args.push(r.into());
+        }
+        for m in &self.registry_mirrors {
+            daemon_args.push("--registry-mirror".into());
+            daemon_args.push(m.into());
+        }
+        crate::api::autostart::Target {
+            socket: self.socket(),
+            root: self.root.clone(),
+            run_root: self.run_root.clone(),
+            daemon_args,
+            // A socket named by the user is trusted whatever root its daemon serves.
+            check_root: self.host.is_none(),
+        }
+    }
+}
+
+/// A client of the daemon, started first when none runs (the embedded default).
+pub(crate) async fn connect(engine: &EngineArgs) -> Result<crate::api::Client, String> {
+    crate::api::autostart::connect_or_start(&engine.daemon_target())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Run the CLI; returns the process exit code.
