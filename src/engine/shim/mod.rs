@@ -5,6 +5,7 @@
 //!
 //! Both ends of the daemon ↔ shim protocol live here: [`launch`] is what the daemon calls.
 
+mod foreground;
 pub mod logfile;
 pub mod logread;
 mod monitor;
@@ -216,14 +217,12 @@ pub fn main_start(bundle: &Path) -> std::process::ExitCode {
 /// `berth shim run --bundle B`: run the container in the foreground with this process's
 /// stdio; exits with the container's exit code (for tests and benchmarks of the runtime).
 pub fn main_run(bundle: &Path) -> std::process::ExitCode {
-    let _ = bundle;
-    todo!("issue 4 runtime")
+    foreground::main_run(bundle)
 }
 
 /// `berth shim exec --bundle B --spec JSON`: run an [`crate::engine::runtime::ExecSpec`] in
 /// the running container (its `shim.json` names pid 1) with this process's stdio, or a pty
 /// relayed to it when `tty`; exits with the process's exit code.
 pub fn main_exec(bundle: &Path, spec_json: &str) -> std::process::ExitCode {
-    let _ = (bundle, spec_json);
-    todo!("issue 4 runtime")
+    foreground::main_exec(bundle, spec_json)
 }

@@ -1,0 +1,605 @@
+//! The runtime for real (as root): containers run through `berth shim run` (a
+//! single-threaded re-exec, never a fork of this multi-threaded harness) from a busybox image
+//! loaded into a per-test root. Every test cleans up its cgroup and processes, even on
+//! failure, and ends by checking nothing is left behind.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use berth::engine::image::registry::RegistryConfig;
+use berth::engine::image::service::ImageService;
+use berth::engine::image::testkit::TestImage;
+use berth::engine::runtime::cgroup::Cgroups;
+use berth::engine::runtime::spec::*;
+use berth::engine::runtime::ExecSpec;
+
+/// The binary under test; `BERTH_TEST_BIN` overrides it (e.g. a private copy when several
+/// worktrees share one cargo target directory and could swap the binary mid-run).
+fn berth() -> String {
+    std::env::var("BERTH_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_berth").to_string())
+}
+
+const MASKED: [&str; 12] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn unique_id() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{:08x}{:08x}{:048x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
+
+/// One container's world: its image root, run root, spec; cleans up on drop.
+struct Ctr {
+    spec: ContainerSpec,
+    _root: tempfile::TempDir,
+    _run: tempfile::TempDir,
+}
+
+impl Ctr {
+    /// A Docker-like default container of the busybox image running `args`.
+    fn new(args: &[&str]) -> Ctr {
+        let root = tempfile::tempdir().unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let images = ImageService::open(root.path(), RegistryConfig::default()).unwrap();
+        let tar = TestImage::busybox().docker_archive_tar();
+        let record = images.load(&tar[..]).unwrap().remove(0);
+        let id = unique_id();
+        let bundle = run.path().join("containers").join(&id);
+        let state_dir = root.path().join("containers").join(&id);
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::create_dir_all(&state_dir).unwrap();
+        let spec = ContainerSpec {
+            id: id.clone(),
+            bundle,
+            state_dir: state_dir.clone(),
+            rootfs: RootfsSpec {
+                lower: images.lower_dirs(&record),
+                upper: state_dir.join("fs/upper"),
+                work: state_dir.join("fs/work"),
+                read_only: false,
+            },
+            process: ProcessSpec {
+                args: args.iter().map(|s| s.to_string()).collect(),
+                env: vec![
+                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                    format!("HOSTNAME={}", &id[..12]),
+                ],
+                cwd: "/".into(),
+                user: String::new(),
+                additional_groups: vec![],
+                tty: false,
+                open_stdin: false,
+                stdin_once: false,
+                capabilities: berth::engine::runtime::security::default_capabilities(),
+                no_new_privileges: false,
+                seccomp: SeccompSpec::Unconfined,
+                rlimits: vec![],
+                oom_score_adj: None,
+            },
+            hostname: id[..12].to_string(),
+            domainname: String::new(),
+            namespaces: NamespacesSpec {
+                network: NetworkNamespace::Host,
+                ipc_host: false,
+                pid_host: false,
+                uts_host: false,
+            },
+            mounts: vec![],
+            etc_hosts: None,
+            etc_hostname: None,
+            etc_resolv_conf: None,
+            shm_size: 64 << 20,
+            sysctls: BTreeMap::new(),
+            cgroup: CgroupSpec {
+                path: format!("berth/{id}"),
+                memory: None,
+                memory_swap: None,
+                memory_reservation: None,
+                cpu_quota: None,
+                cpu_period: None,
+                cpu_shares: None,
+                cpuset_cpus: None,
+                pids_limit: None,
+            },
+            init: false,
+            privileged: false,
+            masked_paths: MASKED.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: READONLY.iter().map(|s| s.to_string()).collect(),
+            log: LogSpec {
+                driver: "json-file".into(),
+                path: state_dir.join(format!("{id}-json.log")),
+                max_size: None,
+                max_file: 1,
+            },
+        };
+        Ctr {
+            spec,
+            _root: root,
+            _run: run,
+        }
+    }
+
+    fn write_spec(&self) {
+        std::fs::write(
+            self.spec.bundle.join("spec.json"),
+            serde_json::to_vec(&self.spec).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn command(&self) -> Command {
+        self.write_spec();
+        let mut c = Command::new(berth());
+        c.args(["shim", "run", "--bundle"]).arg(&self.spec.bundle);
+        c
+    }
+
+    /// Runs to completion: (exit code, stdout, stderr).
+    fn run(&self) -> (i32, String, String) {
+        let out: Output = self.command().stdin(Stdio::null()).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs and expects exit 0; returns stdout.
+    fn ok(&self) -> String {
+        let (code, out, err) = self.run();
+        assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+        out
+    }
+
+    fn spawn(&self) -> Child {
+        self.command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits for the running container's shim.json.
+    fn wait_started(&self) -> ShimState {
+        let path = self.spec.bundle.join("shim.json");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(b) = std::fs::read(&path) {
+                if let Ok(s) = serde_json::from_slice::<ShimState>(&b) {
+                    return s;
+                }
+            }
+            assert!(Instant::now() < deadline, "the container did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn exec(&self, exec: &ExecSpec) -> (i32, String, String) {
+        let out = Command::new(berth())
+            .args(["shim", "exec", "--bundle"])
+            .arg(&self.spec.bundle)
+            .arg("--spec")
+            .arg(serde_json::to_string(exec).unwrap())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        ["memory", "pids", "cpu", "unified"]
+            .iter()
+            .map(|h| {
+                Path::new("/sys/fs/cgroup")
+                    .join(h)
+                    .join(&self.spec.cgroup.path)
+            })
+            .collect()
+    }
+
+    /// Nothing of the container is left on the host.
+    fn assert_gone(&self) {
+        for d in self.cgroup_dirs() {
+            assert!(!d.exists(), "cgroup left behind: {}", d.display());
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let bundle = self.spec.bundle.to_string_lossy().into_owned();
+        assert!(
+            !mountinfo.contains(&bundle),
+            "a mount mentions the bundle:\n{mountinfo}"
+        );
+        let upper = self.spec.rootfs.upper.to_string_lossy().into_owned();
+        assert!(!mountinfo.contains(&upper), "the overlay is still mounted");
+    }
+}
+
+impl Drop for Ctr {
+    fn drop(&mut self) {
+        if let Ok(cgs) = Cgroups::probe() {
+            let cg = cgs.open(&self.spec.cgroup.path);
+            let _ = cg.kill_all();
+            let _ = cg.remove();
+        }
+    }
+}
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn pid_1_is_the_entrypoint_and_the_hostname_is_the_specs() {
+    let c = Ctr::new(&[
+        "sh",
+        "-c",
+        "echo $$; hostname; cat /etc/hostname 2>/dev/null; true",
+    ]);
+    let out = c.ok();
+    let l = lines(&out);
+    assert_eq!(l[0], "1");
+    assert_eq!(l[1], c.spec.hostname);
+    c.assert_gone();
+}
+
+#[test]
+fn host_processes_and_mounts_are_invisible() {
+    let c = Ctr::new(&["sh", "-c", "ps -o pid,comm; echo ---; cat /proc/mounts"]);
+    let out = c.ok();
+    let (ps, mounts) = out.split_once("---").unwrap();
+    let pids = lines(ps);
+    // A header, sh and ps.
+    assert!(pids.len() <= 3, "{ps}");
+    // Only the root's overlay options name host directories (as with Docker).
+    let others: Vec<&str> = mounts
+        .lines()
+        .filter(|l| !l.starts_with("overlay / "))
+        .collect();
+    for host_path in ["/work", "/tmp", "/root", "/home"] {
+        assert!(
+            !others.iter().any(|l| l.contains(host_path)),
+            "{host_path} visible:\n{mounts}"
+        );
+    }
+    for expected in [
+        "overlay / overlay",
+        "proc /proc proc",
+        "tmpfs /dev tmpfs",
+        "devpts /dev/pts devpts",
+        "shm /dev/shm tmpfs",
+        "mqueue /dev/mqueue mqueue",
+    ] {
+        assert!(mounts.contains(expected), "{expected} missing:\n{mounts}");
+    }
+    c.assert_gone();
+}
+
+#[test]
+fn standard_devices_and_links_exist() {
+    let c = Ctr::new(&[
+        "sh",
+        "-c",
+        "for d in null zero full random urandom tty; do test -c /dev/$d || echo missing $d; done; \
+         readlink /dev/fd; readlink /dev/ptmx; readlink /dev/stdout; \
+         echo x > /dev/null && head -c 4 /dev/zero | wc -c; stat -c %a /dev; wc -c < /proc/interrupts",
+    ]);
+    let out = c.ok();
+    assert!(!out.contains("missing"), "{out}");
+    let l = lines(&out);
+    assert_eq!(&l[..3], ["/proc/self/fd", "pts/ptmx", "/proc/self/fd/1"]);
+    assert_eq!(l[3], "4");
+    assert_eq!(l[4], "755");
+    assert_eq!(l[5], "0", "/proc/interrupts is masked with /dev/null");
+}
+
+#[test]
+fn memory_limit_oom_kills() {
+    let mut c = Ctr::new(&["sh", "-c", "head -c 200m /dev/zero | tail"]);
+    c.spec.cgroup.memory = Some(32 << 20);
+    let (code, _, err) = c.run();
+    assert_eq!(code, 137, "{err}");
+    assert!(err.contains("OOM"), "finish() reports the OOM kill: {err}");
+    c.assert_gone();
+}
+
+#[test]
+fn dropped_capabilities_deny() {
+    let mut c = Ctr::new(&["sh", "-c", "chown 65534 /tmp && echo chowned"]);
+    c.spec.process.capabilities.retain(|cap| cap != "CAP_CHOWN");
+    let (code, out, _) = c.run();
+    assert_ne!(code, 0);
+    assert!(!out.contains("chowned"));
+
+    let c = Ctr::new(&[
+        "sh",
+        "-c",
+        "mkdir -p /mnt/x && mount -t tmpfs none /mnt/x && echo mounted",
+    ]);
+    let (code, out, _) = c.run();
+    assert_ne!(code, 0, "mount without CAP_SYS_ADMIN must fail: {out}");
+
+    let c = Ctr::new(&["sh", "-c", "chown 65534 /tmp && echo chowned"]);
+    assert!(c.ok().contains("chowned"), "the default set has CAP_CHOWN");
+}
+
+#[test]
+fn read_only_root_denies_writes() {
+    let mut c = Ctr::new(&[
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null && echo wrote; touch /dev/shm/ok && echo shm-ok",
+    ]);
+    c.spec.rootfs.read_only = true;
+    let out = c.ok();
+    assert!(!out.contains("wrote"), "{out}");
+    assert!(out.contains("shm-ok"), "{out}");
+}
+
+#[test]
+fn user_cwd_and_env() {
+    let mut c = Ctr::new(&["sh", "-c", "id -u; id -g; pwd; echo $GREETING; echo $HOME"]);
+    c.spec.process.user = "nobody".into();
+    c.spec.process.cwd = "/work/dir".into();
+    c.spec.process.env.push("GREETING=hello there".into());
+    let out = c.ok();
+    assert_eq!(
+        lines(&out),
+        ["65534", "65534", "/work/dir", "hello there", "/nonexistent"]
+    );
+    let mut c = Ctr::new(&["sh", "-c", "stat -c %u /app/data"]);
+    c.spec.process.user = "1234:5678".into();
+    c.spec.process.cwd = "/app/data".into();
+    assert_eq!(lines(&c.ok()), ["1234"]);
+}
+
+#[test]
+fn unknown_user_and_missing_executable_are_dockers_errors() {
+    let mut c = Ctr::new(&["true"]);
+    c.spec.process.user = "ghost".into();
+    let (code, _, err) = c.run();
+    assert_eq!(code, 128, "{err}");
+    assert!(
+        err.contains("unable to find user ghost: no matching entries in passwd file"),
+        "{err}"
+    );
+    c.assert_gone();
+
+    let c = Ctr::new(&["no-such-tool"]);
+    let (code, _, err) = c.run();
+    assert_eq!(code, 127, "{err}");
+    assert!(
+        err.contains("exec: \"no-such-tool\": executable file not found in $PATH"),
+        "{err}"
+    );
+    c.assert_gone();
+
+    let c = Ctr::new(&["/etc/passwd"]);
+    let (code, _, err) = c.run();
+    assert_eq!(code, 126, "{err}");
+}
+
+#[test]
+fn exit_codes_and_signals_follow_docker() {
+    let c = Ctr::new(&["sh", "-c", "exit 42"]);
+    assert_eq!(c.run().0, 42);
+    let c = Ctr::new(&["sh", "-c", "kill -9 $$"]);
+    // pid 1 cannot be killed by itself with SIGKILL from inside; a child can.
+    let _ = c.run();
+    let c = Ctr::new(&["sh", "-c", "sh -c 'kill -TERM $$'; echo survived"]);
+    assert!(c.ok().contains("survived"));
+}
+
+#[test]
+fn init_makes_sleep_die_on_sigterm() {
+    let mut c = Ctr::new(&["sleep", "300"]);
+    c.spec.init = true;
+    let mut child = c.spawn();
+    let state = c.wait_started();
+    let started = Instant::now();
+    // SAFETY: signalling the shim we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(status.code(), Some(143), "128 + SIGTERM");
+    assert!(!Path::new(&format!("/proc/{}", state.init_pid)).exists());
+    c.assert_gone();
+}
+
+#[test]
+fn init_reaps_and_reports_the_childs_status() {
+    let mut c = Ctr::new(&["sh", "-c", "echo $$; (sleep 0.1 &); exit 3"]);
+    c.spec.init = true;
+    let (code, out, err) = c.run();
+    assert_eq!(code, 3, "{err}");
+    assert_ne!(lines(&out)[0], "1", "the user's process is pid 1's child");
+}
+
+#[test]
+fn exec_joins_the_running_container() {
+    let c = Ctr::new(&["sleep", "300"]);
+    let mut child = c.spawn();
+    let state = c.wait_started();
+    let (code, out, err) = c.exec(&ExecSpec {
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /proc/self/cgroup | grep memory; echo $FOO; id -u".into(),
+        ],
+        env: vec!["FOO=bar".into()],
+        user: "nobody".into(),
+        cwd: String::new(),
+        tty: false,
+        privileged: false,
+    });
+    assert_eq!(code, 0, "{err}");
+    let l = lines(&out);
+    assert_eq!(l[0], c.spec.hostname);
+    assert_eq!(l[1], "sleep 300");
+    assert!(l[2].ends_with(":/"), "cgroup namespace root: {}", l[2]);
+    assert_eq!(l[3], "bar");
+    assert_eq!(l[4], "65534");
+    let (code, _, err) = c.exec(&ExecSpec {
+        args: vec!["nope".into()],
+        env: vec![],
+        user: String::new(),
+        cwd: String::new(),
+        tty: false,
+        privileged: false,
+    });
+    assert_eq!(code, 127, "{err}");
+    // SAFETY: ending the container we started.
+    unsafe { libc::kill(state.init_pid, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(137));
+    c.assert_gone();
+}
+
+#[test]
+fn bind_mounts_tmpfs_and_etc_files() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f.txt"), "from host\n").unwrap();
+    let hosts = host.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n10.0.0.9 peer\n").unwrap();
+    let mut c = Ctr::new(&[
+        "sh",
+        "-c",
+        "cat /data/f.txt; echo new > /data/new.txt; touch /ro/x 2>/dev/null || echo ro-denied; \
+         grep peer /etc/hosts; grep ' /scratch ' /proc/mounts; echo ok > /scratch/f",
+    ]);
+    c.spec.etc_hosts = Some(hosts);
+    c.spec.mounts = vec![
+        MountSpec {
+            target: "/data".into(),
+            kind: MountKind::Bind {
+                source: host.path().to_path_buf(),
+                propagation: None,
+            },
+            read_only: false,
+        },
+        MountSpec {
+            target: "/ro".into(),
+            kind: MountKind::Bind {
+                source: host.path().to_path_buf(),
+                propagation: None,
+            },
+            read_only: true,
+        },
+        MountSpec {
+            target: "/scratch".into(),
+            kind: MountKind::Tmpfs {
+                size: Some(1 << 20),
+                mode: Some(0o750),
+            },
+            read_only: false,
+        },
+    ];
+    let out = c.ok();
+    let l = lines(&out);
+    assert_eq!(l[0], "from host");
+    assert_eq!(l[1], "ro-denied");
+    assert_eq!(l[2], "10.0.0.9 peer");
+    assert!(
+        l[3].contains("size=1024k") && l[3].contains("mode=750"),
+        "{}",
+        l[3]
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("new.txt")).unwrap(),
+        "new\n"
+    );
+    c.assert_gone();
+}
+
+#[test]
+fn masked_and_readonly_paths() {
+    let c = Ctr::new(&[
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null || echo sys-ro; ls /sys/firmware | wc -l; \
+         echo x > /proc/sysrq-trigger 2>/dev/null || echo sysrq-ro",
+    ]);
+    let out = c.ok();
+    assert_eq!(lines(&out), ["sys-ro", "0", "sysrq-ro"]);
+}
+
+#[test]
+fn sysctls_and_rlimits() {
+    let mut c = Ctr::new(&["sh", "-c", "cat /proc/sys/kernel/shmmni; ulimit -n"]);
+    c.spec.sysctls.insert("kernel.shmmni".into(), "1234".into());
+    c.spec.process.rlimits = vec![RlimitSpec {
+        name: "nofile".into(),
+        soft: 512,
+        hard: 1024,
+    }];
+    assert_eq!(lines(&c.ok()), ["1234", "512"]);
+
+    let mut c = Ctr::new(&["true"]);
+    c.spec.sysctls.insert("kernel.pid_max".into(), "1".into());
+    let (code, _, err) = c.run();
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("is not in a separate kernel namespace"),
+        "{err}"
+    );
+    c.assert_gone();
+
+    let mut c = Ctr::new(&["true"]);
+    c.spec.process.rlimits = vec![RlimitSpec {
+        name: "nofile".into(),
+        soft: 1 << 20,
+        hard: 1 << 20,
+    }];
+    let (code, _, err) = c.run();
+    assert_ne!(code, 0);
+    assert!(err.contains("setrlimit nofile"), "{err}");
+    c.assert_gone();
+}
+
+#[test]
+fn stdin_is_passed_through() {
+    let c = Ctr::new(&["sh", "-c", "read line; echo got:$line"]);
+    let mut child = c
+        .command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "got:hello");
+}
