@@ -194,12 +194,18 @@ fn create_start_wait_and_logs_demultiplexed() {
         )
         .await;
         assert_eq!((out.as_str(), err.as_str()), ("", "err1\n"));
+        let (abc, code) = run_to_exit(&c, &["sh", "-c", "echo a; echo b; echo c"]).await;
+        assert_eq!(code, 0);
         let tail = LogsOptions {
             tail: Some(1),
             ..all_logs()
         };
-        let (out, _) = collect(c.logs(&name, &tail).await.unwrap().output, Duration::from_secs(10)).await;
-        assert_eq!(out, "out2\n");
+        let (out, _) = collect(
+            c.logs(&abc, &tail).await.unwrap().output,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(out, "c\n");
 
         // The frames on the wire: [stream, 0, 0, 0, len BE] + payload.
         let raw = d.raw(&format!(
