@@ -194,12 +194,18 @@ fn create_start_wait_and_logs_demultiplexed() {
         )
         .await;
         assert_eq!((out.as_str(), err.as_str()), ("", "err1\n"));
+        let (abc, code) = run_to_exit(&c, &["sh", "-c", "echo a; echo b; echo c"]).await;
+        assert_eq!(code, 0);
         let tail = LogsOptions {
             tail: Some(1),
             ..all_logs()
         };
-        let (out, _) = collect(c.logs(&name, &tail).await.unwrap().output, Duration::from_secs(10)).await;
-        assert_eq!(out, "out2\n");
+        let (out, _) = collect(
+            c.logs(&abc, &tail).await.unwrap().output,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(out, "c\n");
 
         // The frames on the wire: [stream, 0, 0, 0, len BE] + payload.
         let raw = d.raw(&format!(
@@ -606,5 +612,79 @@ fn kill_9_of_the_daemon_keeps_containers_and_a_new_one_adopts_them() {
             matches!(err, ClientError::Status { status: 404, .. }),
             "{err}"
         );
+    });
+}
+
+#[test]
+fn pull_streams_docker_progress_then_digest_and_status() {
+    use berth::engine::image::reference::Reference;
+    use berth::engine::image::registry::testsupport::TestRegistry;
+    use berth::engine::image::registry::RegistryConfig;
+    use berth::engine::image::service::{ImageService, Quiet};
+    use berth::engine::image::testkit::TestImage;
+
+    let registry = TestRegistry::start().unwrap();
+    let target = format!("{}/t/busybox:1", registry.host());
+    let mut d = Daemon::new();
+    let rt = rt();
+    {
+        let publisher = ImageService::open(&d.dir.path().join("pub"), RegistryConfig::default())
+            .unwrap();
+        let tar = TestImage::busybox().tag("busybox:latest").docker_archive_tar();
+        publisher.load(&tar[..]).unwrap();
+        publisher.tag("busybox", &target).unwrap();
+        rt.block_on(publisher.push(&Reference::parse(&target).unwrap(), &Quiet))
+            .unwrap();
+    }
+    d.spawn();
+    rt.block_on(async {
+        let c = d.client();
+        let reference = Reference::parse(&target).unwrap();
+        let messages: Vec<_> = c
+            .pull(&reference, None)
+            .await
+            .unwrap()
+            .map(|m| m.unwrap())
+            .collect()
+            .await;
+        let statuses: Vec<String> = messages
+            .iter()
+            .map(|m| m.status.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(statuses[0], "Pulling from t/busybox", "{statuses:?}");
+        assert_eq!(messages[0].id.as_deref(), Some("1"));
+        let pos = |s: &str| statuses.iter().position(|x| x.starts_with(s));
+        let (fs, done, digest, status) = (
+            pos("Pulling fs layer").expect("Pulling fs layer"),
+            pos("Pull complete").expect("Pull complete"),
+            pos("Digest: sha256:").expect("Digest"),
+            pos("Status: ").expect("Status"),
+        );
+        assert!(fs < done && done < digest && digest < status, "{statuses:?}");
+        assert_eq!(status, statuses.len() - 1);
+        assert_eq!(
+            statuses[status],
+            format!("Status: Downloaded newer image for {target}")
+        );
+        let layer_id = messages[fs].id.clone().unwrap();
+        assert_eq!(layer_id.len(), 12);
+
+        let again: Vec<_> = c.pull(&reference, None).await.unwrap().collect().await;
+        let last = again.last().unwrap().as_ref().unwrap();
+        assert_eq!(
+            last.status.as_deref(),
+            Some(format!("Status: Image is up to date for {target}").as_str())
+        );
+        let listed = c.list_images(&HashMap::new()).await.unwrap();
+        assert_eq!(listed[0].repo_tags, vec![target.clone()]);
+        assert_eq!(listed[0].repo_digests.len(), 1);
+
+        let missing = Reference::parse(&format!("{}/t/nothing:1", registry.host())).unwrap();
+        let err = match c.pull(&missing, None).await {
+            Err(e) => e,
+            Ok(_) => panic!("pulling a missing image started a stream"),
+        };
+        assert_eq!(err.status(), Some(404), "{err}");
+        assert!(err.to_string().contains("not found"), "{err}");
     });
 }

@@ -1303,9 +1303,7 @@ async fn image_pull(
             plain_status(format!("Status: {verb} {}", reference.familiar())),
         ])
     };
-    let messages = tokio_stream_from(rx).map(PullItem::Message);
-    let done = futures_util::stream::once(pull).map(PullItem::Done);
-    let mut items = Box::pin(futures_util::stream::select(messages, done));
+    let mut items = Box::pin(progress_then_result(rx, pull));
     // Errors before any progress (unknown image, bad credentials) get an HTTP status.
     let head = items.next().await;
     let head = match head {
@@ -1323,10 +1321,45 @@ async fn image_pull(
     ))
 }
 
-fn tokio_stream_from<T: Send + 'static>(
-    rx: tokio::sync::mpsc::UnboundedReceiver<T>,
-) -> impl Stream<Item = T> + Send {
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+/// The pull's progress messages as they come, then its result: the result waits until
+/// every message sent before it is out (the channel closes when the pull ends).
+fn progress_then_result<F>(
+    rx: tokio::sync::mpsc::UnboundedReceiver<CreateImageInfo>,
+    pull: F,
+) -> impl Stream<Item = PullItem> + Send
+where
+    F: Future<Output = Result<Vec<CreateImageInfo>, ApiError>> + Send + 'static,
+{
+    let state = (rx, Some(Box::pin(pull)), None);
+    futures_util::stream::unfold(state, |(mut rx, mut pull, mut result)| async move {
+        loop {
+            if let Some(fut) = pull.as_mut() {
+                let mut closed = false;
+                tokio::select! {
+                    biased;
+                    m = rx.recv() => match m {
+                        Some(m) => return Some((PullItem::Message(m), (rx, pull, result))),
+                        // Closed: the pull is finishing; its result comes next.
+                        None => closed = true,
+                    },
+                    r = &mut *fut => {
+                        result = Some(r);
+                        pull = None;
+                    }
+                }
+                if closed {
+                    if let Some(fut) = pull.take() {
+                        result = Some(fut.await);
+                    }
+                }
+            } else {
+                return match rx.recv().await {
+                    Some(m) => Some((PullItem::Message(m), (rx, pull, result))),
+                    None => result.take().map(|r| (PullItem::Done(r), (rx, pull, None))),
+                };
+            }
+        }
+    })
 }
 
 #[cfg(test)]
