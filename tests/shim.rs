@@ -486,3 +486,49 @@ fn a_running_shim_is_small() {
     assert_eq!(huge, 0, "shim uses transparent huge pages");
     assert!(anon < 3 * 1024, "shim private memory {anon} kB");
 }
+
+/// `cargo test --release --test shim -- --ignored --nocapture`: the PSS of 30 idle shims
+/// running at once (file pages are shared among them, as in production).
+#[test]
+#[ignore]
+fn pss_of_thirty_shims() {
+    let fx = Fixture::new();
+    let running: Vec<Running> = (0..30)
+        .map(|_| Running::start(fx.spec(&["sleep", "60"])))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut pss, mut anon) = (0u64, 0u64);
+    for c in &running {
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{}/smaps_rollup", c.state().shim_pid)).unwrap();
+        let field = |name: &str| -> u64 {
+            rollup
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        pss += field("Pss:");
+        anon += field("Pss_Anon:");
+    }
+    let smaps =
+        std::fs::read_to_string(format!("/proc/{}/smaps", running[0].state().shim_pid)).unwrap();
+    let mut mapping = String::new();
+    for line in smaps.lines() {
+        if line.contains('-') && !line.ends_with("kB") {
+            mapping = line.to_string();
+        } else if let Some(kb) = line.strip_prefix("Anonymous:") {
+            let kb: u64 = kb.trim().trim_end_matches(" kB").parse().unwrap();
+            if kb >= 16 {
+                eprintln!("  {kb:>5} kB anonymous in {mapping}");
+            }
+        }
+    }
+    eprintln!(
+        "30 shims: Pss {pss} kB in total, {} kB each ({} kB anonymous each)",
+        pss / 30,
+        anon / 30
+    );
+}
