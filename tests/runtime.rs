@@ -603,3 +603,30 @@ fn stdin_is_passed_through() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "got:hello");
 }
+
+/// `cargo test --release --test runtime bench_ -- --ignored --nocapture`: wall time of
+/// `berth shim run` of /bin/true (median of 21 runs).
+#[test]
+#[ignore]
+fn bench_shim_run_true() {
+    let c = Ctr::new(&["/bin/true"]);
+    c.write_spec();
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        let status = Command::new(berth())
+            .args(["shim", "run", "--bundle"])
+            .arg(&c.spec.bundle)
+            .status()
+            .unwrap();
+        times.push(t.elapsed());
+        assert!(status.success());
+    }
+    times.sort();
+    eprintln!(
+        "berth shim run /bin/true: median {:?}, min {:?}, max {:?}",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
+}
