@@ -610,3 +610,41 @@ async fn remove_leaves_nothing_behind() {
         Err(EngineError::NoSuchContainer(_))
     ));
 }
+
+/// Run-to-exit latency of `true` through the engine (create, start, wait, remove); prints
+/// the median. `cargo test --test engine -- --ignored --nocapture run_to_exit`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn run_to_exit_latency() {
+    let env = Env::new();
+    let engine = env.engine().await;
+    let mut runs = Vec::new();
+    let mut phases = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let id = engine
+            .create(None, body(json!({"Image": "busybox", "Cmd": ["true"]})))
+            .await
+            .unwrap()
+            .id;
+        let created = t.elapsed();
+        let waiter = {
+            let engine = engine.clone();
+            let id = id.clone();
+            tokio::spawn(async move { engine.wait(&id, WaitCondition::NextExit).await })
+        };
+        tokio::task::yield_now().await;
+        engine.start(&id).await.unwrap();
+        let started = t.elapsed();
+        assert_eq!(waiter.await.unwrap().unwrap().status_code, 0);
+        let exited = t.elapsed();
+        engine.remove(&id, false, false).await.unwrap();
+        runs.push(exited);
+        phases.push((created, started, exited, t.elapsed()));
+    }
+    let mut sorted = runs.clone();
+    sorted.sort();
+    eprintln!("phases (create, start, exit, removed): {phases:?}");
+    eprintln!("run-to-exit median {:?}", sorted[sorted.len() / 2]);
+}
+

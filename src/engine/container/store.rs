@@ -531,9 +531,17 @@ pub fn stat_field(stat: &str, n: usize) -> Option<&str> {
     rest.split_whitespace().nth(n - 3)
 }
 
-/// The process `pid` is alive and is the one that started at `ticks`.
+/// The process `pid` is alive (not a zombie: this machine's init reaps orphans lazily) and
+/// is the one that started at `ticks`.
 pub fn same_process(pid: i32, ticks: u64) -> bool {
-    pid > 0 && start_ticks(pid) == Some(ticks)
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    !matches!(stat_field(&stat, 3), Some("Z" | "X" | "x"))
+        && stat_field(&stat, 22).and_then(|t| t.parse().ok()) == Some(ticks)
 }
 
 /// `<root>/containers`.
