@@ -373,7 +373,7 @@ impl Engine {
             WaitCondition::Removed => w.removed,
             _ => w.removed || w.exits > base,
         };
-        if !(condition == WaitCondition::NotRunning && !rec.state.status.is_active()) {
+        if condition != WaitCondition::NotRunning || rec.state.status.is_active() {
             loop {
                 if done(&rx.borrow_and_update()) {
                     break;
