@@ -12,7 +12,6 @@ use bollard_stubs::models::{
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::engine::image::fsutil::write_atomic;
 use crate::engine::runtime::spec::{ExitState, NetworkNamespace, ShimState};
 use crate::engine::shim::{self, ShimError};
 use crate::net::netns;
@@ -373,7 +372,7 @@ impl Engine {
             WaitCondition::Removed => w.removed,
             _ => w.removed || w.exits > base,
         };
-        if !(condition == WaitCondition::NotRunning && !rec.state.status.is_active()) {
+        if condition != WaitCondition::NotRunning || rec.state.status.is_active() {
             loop {
                 if done(&rx.borrow_and_update()) {
                     break;
@@ -884,8 +883,20 @@ fn prepare_bundle(
     let _ = std::fs::remove_file(spec.bundle.join("shim.json"));
     let _ = std::fs::remove_file(rec.state_dir().join("exit.json"));
     let bytes = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
-    write_atomic(&spec.bundle.join("spec.json"), &bytes, 0o600)
-        .map_err(|e| std::io::Error::other(e.to_string()))
+    // Atomic for the shim, but not synced: the run root does not survive a reboot anyway.
+    let tmp = spec.bundle.join(".spec.json.tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&bytes)?;
+    }
+    std::fs::rename(&tmp, spec.bundle.join("spec.json"))
 }
 
 /// remove_dir_all that is fine with a missing directory.
