@@ -223,3 +223,71 @@ fn docker_ps_inspect_logs_exec_stop_rm() {
         String::from_utf8_lossy(&gone.stderr)
     );
 }
+
+#[test]
+fn docker_run_attached_with_stdin_and_pull_rmi() {
+    use berth::engine::image::reference::Reference;
+    use berth::engine::image::registry::testsupport::TestRegistry;
+    use berth::engine::image::registry::RegistryConfig;
+    use berth::engine::image::service::{ImageService, Quiet};
+    use berth::engine::image::testkit::TestImage;
+
+    if !docker_present() {
+        eprintln!("skipped: {DOCKER} is not installed");
+        return;
+    }
+    let d = Daemon::start();
+    // docker run: create, attach (hijacked), wait, start; the exit code comes back.
+    let out = run(
+        &d,
+        &["run", "--rm", "busybox", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 4"],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "to-stdout\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "to-stderr\n");
+    let mut child = docker(&d, &["run", "-i", "--rm", "busybox", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"through run -i\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through run -i\n");
+    assert!(!ok(&d, &["ps", "-a"]).contains("busybox"), "--rm removed them");
+
+    // docker pull from a loopback registry, then docker rmi.
+    let registry = TestRegistry::start().unwrap();
+    let target = format!("{}/t/bb:1", registry.host());
+    let publisher =
+        ImageService::open(&d.dir.path().join("pub"), RegistryConfig::default()).unwrap();
+    publisher
+        .load(&TestImage::busybox().tag("busybox:latest").docker_archive_tar()[..])
+        .unwrap();
+    publisher.tag("busybox", &target).unwrap();
+    api_support::rt()
+        .block_on(publisher.push(&Reference::parse(&target).unwrap(), &Quiet))
+        .unwrap();
+    let pulled = ok(&d, &["pull", &target]);
+    assert!(pulled.contains("1: Pulling from t/bb"), "{pulled}");
+    // The layer is busybox's, already unpacked for the local image.
+    assert!(pulled.contains(": Already exists"), "{pulled}");
+    assert!(pulled.contains("Digest: sha256:"), "{pulled}");
+    assert!(
+        pulled.contains(&format!("Status: Downloaded newer image for {target}")),
+        "{pulled}"
+    );
+    assert!(pulled.trim_end().ends_with(&target), "{pulled}");
+    let missing = run(&d, &["pull", &format!("{}/t/none:1", registry.host())]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    let removed = ok(&d, &["rmi", &target]);
+    assert!(removed.contains(&format!("Untagged: {target}")), "{removed}");
+    let images = ok(&d, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!images.contains(&target), "{images}");
+}

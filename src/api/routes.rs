@@ -229,8 +229,7 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A parsed query string (last value wins, as Go's `Get` returns the first: both fine for
-/// the parameters Docker clients send once).
+/// A parsed query string; a repeated key keeps its first value, as Go's `Values.Get`.
 #[derive(Debug, Default)]
 struct Query(HashMap<String, String>);
 
@@ -650,9 +649,10 @@ async fn wait(state: &State, id: &str, query: &Query) -> Result<Response<Body>> 
     let engine = Arc::clone(&state.engine);
     let id = id.to_string();
     let mut fut = Box::pin(async move { engine.wait(&id, condition).await });
-    // Errors (no such container) come back as statuses; a long wait sends its headers at
-    // once, like Docker, so clients know the wait is registered.
-    if let Ok(done) = tokio::time::timeout(Duration::from_millis(100), &mut fut).await {
+    // One poll registers the wait and finds a missing container (an error status). A wait
+    // still pending answers its headers at once, as Docker does: the docker CLI blocks on
+    // them before it starts the container.
+    if let Some(done) = (&mut fut).now_or_never() {
         return Ok(json(StatusCode::OK, &done?));
     }
     let body = futures_util::stream::once(async move {
