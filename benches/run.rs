@@ -51,7 +51,11 @@ fn run() -> Result<(), String> {
     let socket = run_root.join("berth.sock");
     let images = ImageService::open(&root, RegistryConfig::default()).map_err(|e| e.to_string())?;
     images
-        .load(&TestImage::busybox().tag("busybox:latest").docker_archive_tar()[..])
+        .load(
+            &TestImage::busybox()
+                .tag("busybox:latest")
+                .docker_archive_tar()[..],
+        )
         .map_err(|e| e.to_string())?;
     drop(images);
 
@@ -91,15 +95,24 @@ fn run() -> Result<(), String> {
     let b = median(&mut berth);
     let c = median(&mut crun);
     println!("run-to-exit of `true` (median of {RUNS}, alternating):");
-    println!("  berth (daemon API: create+start+wait+remove)  {:>8.2} ms", ms(b));
-    println!("  crun run (same rootfs, new netns)             {:>8.2} ms", ms(c));
+    println!(
+        "  berth (daemon API: create+start+wait+remove)  {:>8.2} ms",
+        ms(b)
+    );
+    println!(
+        "  crun run (same rootfs, new netns)             {:>8.2} ms",
+        ms(c)
+    );
     println!(
         "  ratio berth / crun                             {:>8.2}  (target ≤ 1.5)",
         ms(b) / ms(c)
     );
     if docker {
         let d = median(&mut dock);
-        println!("  docker run --rm                                {:>8.2} ms", ms(d));
+        println!(
+            "  docker run --rm                                {:>8.2} ms",
+            ms(d)
+        );
         println!(
             "  ratio docker / berth                           {:>8.2}  (target ≥ 10)",
             ms(d) / ms(b)
@@ -174,7 +187,10 @@ async fn berth_true(client: &Client) -> Result<Duration, String> {
 fn crun_bundle(dir: &Path) -> Result<PathBuf, String> {
     let hugetlb = Path::new("/sys/fs/cgroup/hugetlb");
     if !hugetlb.join("tasks").exists() {
-        eprintln!("mounting a v1 hugetlb hierarchy at {} for crun", hugetlb.display());
+        eprintln!(
+            "mounting a v1 hugetlb hierarchy at {} for crun",
+            hugetlb.display()
+        );
         std::fs::create_dir_all(hugetlb).map_err(|e| e.to_string())?;
         let ok = Command::new("mount")
             .args(["-t", "cgroup", "-o", "hugetlb", "hugetlb"])

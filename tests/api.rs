@@ -628,9 +628,11 @@ fn pull_streams_docker_progress_then_digest_and_status() {
     let mut d = Daemon::new();
     let rt = rt();
     {
-        let publisher = ImageService::open(&d.dir.path().join("pub"), RegistryConfig::default())
-            .unwrap();
-        let tar = TestImage::busybox().tag("busybox:latest").docker_archive_tar();
+        let publisher =
+            ImageService::open(&d.dir.path().join("pub"), RegistryConfig::default()).unwrap();
+        let tar = TestImage::busybox()
+            .tag("busybox:latest")
+            .docker_archive_tar();
         publisher.load(&tar[..]).unwrap();
         publisher.tag("busybox", &target).unwrap();
         rt.block_on(publisher.push(&Reference::parse(&target).unwrap(), &Quiet))
@@ -660,7 +662,10 @@ fn pull_streams_docker_progress_then_digest_and_status() {
             pos("Digest: sha256:").expect("Digest"),
             pos("Status: ").expect("Status"),
         );
-        assert!(fs < done && done < digest && digest < status, "{statuses:?}");
+        assert!(
+            fs < done && done < digest && digest < status,
+            "{statuses:?}"
+        );
         assert_eq!(status, statuses.len() - 1);
         assert_eq!(
             statuses[status],

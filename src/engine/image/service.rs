@@ -159,9 +159,8 @@ impl ImageService {
         let raw = self
             .content
             .read_capped(&record.id, super::imagespec::MAX_CONFIG_BYTES)?;
-        serde_json::from_slice(&raw).map_err(|e| {
-            ImageError::Corrupt(format!("image config {}: not JSON: {e}", record.id))
-        })
+        serde_json::from_slice(&raw)
+            .map_err(|e| ImageError::Corrupt(format!("image config {}: not JSON: {e}", record.id)))
     }
 
     /// Snapshot `diff` directories of the image's layers, top-most first (overlay lowerdir
