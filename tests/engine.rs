@@ -766,7 +766,7 @@ async fn network_modes_none_host_and_container() {
     let first = engine
         .create(
             Some("netowner"),
-            body(json!({"Image": "busybox", "Cmd": ["sleep", "1000"]})),
+            body(json!({"Image": "busybox", "Cmd": ["sleep", "1000"], "Hostname": "owner"})),
         )
         .await
         .unwrap()
@@ -796,11 +796,11 @@ async fn network_modes_none_host_and_container() {
     };
     let (_, b) = output_of(
         &engine,
-        json!({"Image": "busybox", "Cmd": ["readlink", "/proc/self/ns/net"],
+        json!({"Image": "busybox", "Cmd": ["sh", "-c", "readlink /proc/self/ns/net; hostname; cat /etc/hostname"],
                "HostConfig": {"NetworkMode": "container:netowner"}}),
     )
     .await;
-    assert_eq!(a, b);
+    assert_eq!(b, format!("{a}owner\nowner\n"));
     assert_ne!(a.trim(), host_ns.to_str().unwrap());
     engine.remove(&first, true, false).await.unwrap();
 }

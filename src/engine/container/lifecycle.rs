@@ -72,7 +72,7 @@ impl Engine {
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into());
-        let lookup = |other: &str| self.find(other).map(|c| c.id.clone());
+        let lookup = |other: &str| self.find(other).map(|c| c.snapshot());
         let (record, warnings) = create::resolve(create::Input {
             id: &id,
             name: name.as_deref().unwrap_or(""),
