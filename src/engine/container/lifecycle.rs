@@ -159,6 +159,10 @@ impl Engine {
         let netns = match &rec.network {
             NetworkChoice::Own => {
                 let path = self.netns_path(&rec.id);
+                if path.exists() {
+                    // Left by a run whose cleanup failed: the container is not running.
+                    netns_remove(path.clone()).await?;
+                }
                 netns_create(path.clone()).await?;
                 NetworkNamespace::Path(path)
             }
