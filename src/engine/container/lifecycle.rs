@@ -610,14 +610,17 @@ impl Engine {
 
     /// Removes what a run leaves on the host: the netns file, the bundle, the cgroup.
     pub(super) async fn cleanup_run(&self, rec: &Record) {
-        if rec.network == NetworkChoice::Own {
-            if let Err(e) = netns_remove(self.netns_path(&rec.id)).await {
-                eprintln!("berth: container {}: {e}", rec.id);
-            }
-        }
+        let netns = (rec.network == NetworkChoice::Own).then(|| self.netns_path(&rec.id));
         let bundle = rec.bundle().to_path_buf();
         let cgroup = rec.spec.cgroup.path.clone();
+        let id = rec.id.clone();
+        // One blocking hop for the three: this sits between an exit and its waiters.
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(path) = netns {
+                if let Err(e) = netns::remove(&path) {
+                    eprintln!("berth: container {id}: {e}");
+                }
+            }
             if let Err(e) = remove_tree(&bundle) {
                 eprintln!("berth: removing {}: {e}", bundle.display());
             }
