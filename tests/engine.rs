@@ -551,6 +551,26 @@ async fn a_new_engine_readopts_running_containers_and_sees_exits() {
     assert_eq!(status(&i), ContainerStateStatusEnum::EXITED);
     assert_eq!(i.state.as_ref().unwrap().exit_code, Some(5));
     assert_eq!(logs(&engine, &long, false).await.0, "started\n");
+    let e = engine
+        .exec_create(
+            &long,
+            ExecConfig {
+                cmd: Some(vec!["sh".into(), "-c".into(), "echo adopted".into()]),
+                attach_stdout: Some(true),
+                ..ExecConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut s = engine
+        .exec_start(&e, &ExecStartOptions::default())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(c) = s.output.next().await {
+        out.extend_from_slice(&c.data);
+    }
+    assert_eq!(out, b"adopted\n");
     let top = engine.top(&long, None).await.unwrap();
     let procs = top.processes.unwrap();
     assert_eq!(procs.len(), 1, "{procs:?}");
@@ -766,7 +786,7 @@ async fn network_modes_none_host_and_container() {
     let first = engine
         .create(
             Some("netowner"),
-            body(json!({"Image": "busybox", "Cmd": ["sleep", "1000"]})),
+            body(json!({"Image": "busybox", "Cmd": ["sleep", "1000"], "Hostname": "owner"})),
         )
         .await
         .unwrap()
@@ -796,11 +816,11 @@ async fn network_modes_none_host_and_container() {
     };
     let (_, b) = output_of(
         &engine,
-        json!({"Image": "busybox", "Cmd": ["readlink", "/proc/self/ns/net"],
+        json!({"Image": "busybox", "Cmd": ["sh", "-c", "readlink /proc/self/ns/net; hostname; cat /etc/hostname"],
                "HostConfig": {"NetworkMode": "container:netowner"}}),
     )
     .await;
-    assert_eq!(a, b);
+    assert_eq!(b, format!("{a}owner\nowner\n"));
     assert_ne!(a.trim(), host_ns.to_str().unwrap());
     engine.remove(&first, true, false).await.unwrap();
 }
@@ -873,4 +893,31 @@ async fn daemon_start_restarts_always_but_not_stopped_unless_stopped() {
     assert_eq!(status(&i), ContainerStateStatusEnum::EXITED);
     engine.remove(&always, false, false).await.unwrap();
     engine.remove(&stopped, false, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rmi_is_refused_while_a_container_uses_the_image() {
+    let env = Env::new();
+    let engine = env.engine().await;
+    let id = engine
+        .create(None, body(json!({"Image": "busybox", "Cmd": ["true"]})))
+        .await
+        .unwrap()
+        .id;
+    let e = engine.remove_image("busybox", false).await.unwrap_err();
+    assert!(matches!(e, EngineError::Conflict(_)), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(
+            "conflict: unable to remove repository reference \"busybox\" (must force) - container "
+        ) && msg.contains(&id[..12]),
+        "{msg}"
+    );
+    engine.remove(&id, false, false).await.unwrap();
+    let removed = engine.remove_image("busybox", false).await.unwrap();
+    assert_eq!(removed.deleted.len(), 1);
+    assert!(matches!(
+        engine.create(None, body(json!({"Image": "busybox"}))).await,
+        Err(EngineError::NoSuchImage(_))
+    ));
 }

@@ -72,7 +72,7 @@ impl Engine {
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into());
-        let lookup = |other: &str| self.find(other).map(|c| c.id.clone());
+        let lookup = |other: &str| self.find(other).map(|c| c.snapshot());
         let (record, warnings) = create::resolve(create::Input {
             id: &id,
             name: name.as_deref().unwrap_or(""),
@@ -159,6 +159,10 @@ impl Engine {
         let netns = match &rec.network {
             NetworkChoice::Own => {
                 let path = self.netns_path(&rec.id);
+                if path.exists() {
+                    // Left by a run whose cleanup failed: the container is not running.
+                    netns_remove(path.clone()).await?;
+                }
                 netns_create(path.clone()).await?;
                 NetworkNamespace::Path(path)
             }
@@ -606,14 +610,17 @@ impl Engine {
 
     /// Removes what a run leaves on the host: the netns file, the bundle, the cgroup.
     pub(super) async fn cleanup_run(&self, rec: &Record) {
-        if rec.network == NetworkChoice::Own {
-            if let Err(e) = netns_remove(self.netns_path(&rec.id)).await {
-                eprintln!("berth: container {}: {e}", rec.id);
-            }
-        }
+        let netns = (rec.network == NetworkChoice::Own).then(|| self.netns_path(&rec.id));
         let bundle = rec.bundle().to_path_buf();
         let cgroup = rec.spec.cgroup.path.clone();
+        let id = rec.id.clone();
+        // One blocking hop for the three: this sits between an exit and its waiters.
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(path) = netns {
+                if let Err(e) = netns::remove(&path) {
+                    eprintln!("berth: container {id}: {e}");
+                }
+            }
             if let Err(e) = remove_tree(&bundle) {
                 eprintln!("berth: removing {}: {e}", bundle.display());
             }
