@@ -58,7 +58,8 @@ pub fn enter(
         spec.process.capabilities.clone()
     };
     let seccomp = seccomp_program(spec, &caps)?;
-    let stdio = stdio_of(stdio)?;
+    let stdio = stdio_of(stdio)
+        .map_err(|e| RuntimeError::setup(spec, format!("open /dev/null for stdin: {e}")))?;
     let gone = |e: std::io::Error| {
         RuntimeError::setup(
             spec,
@@ -101,7 +102,8 @@ pub fn enter(
     sys.chdir(std::path::Path::new("/"))
         .map_err(|e| RuntimeError::setup(spec, format!("chdir / in the container: {e}")))?;
 
-    let errors = ErrorChannel::new()?;
+    let errors = ErrorChannel::new()
+        .map_err(|e| RuntimeError::setup(spec, format!("create the error pipe: {e}")))?;
     let pid = spawn_into(CloneFlags::empty(), &mut join).map_err(|e| {
         RuntimeError::setup(
             spec,
@@ -154,12 +156,7 @@ pub fn enter(
         Ok(None) => Ok(pid),
         Ok(Some(err)) => {
             kill_and_reap(pid);
-            Err(match err {
-                ChildError::Setup { message } => RuntimeError::setup(spec, message),
-                ChildError::Exec { message, exit_code } => {
-                    RuntimeError::Exec { message, exit_code }
-                }
-            })
+            Err(RuntimeError::from_child(spec, err))
         }
         Err(e) => {
             kill_and_reap(pid);

@@ -121,6 +121,11 @@ fn seccomp_program(
     }
 }
 
+/// A wait status in Docker's convention: the exit status, or 128 + the killing signal.
+pub fn exit_code(status: libc::c_int) -> i32 {
+    init::exit_code(status)
+}
+
 /// Field 22 (starttime, clock ticks after boot) of /proc/<pid>/stat.
 pub fn start_ticks(pid: i32) -> std::io::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -330,7 +335,8 @@ fn stdio_of(stdio: ContainerStdio) -> std::io::Result<process::Stdio> {
 /// waits until the user's process has exec'd (or reports why it could not).
 pub fn start(spec: &ContainerSpec, stdio: ContainerStdio) -> Result<Started, RuntimeError> {
     let seccomp = seccomp_program(spec, &spec.process.capabilities)?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::setup(spec, format!("read /proc/self/mountinfo: {e}")))?;
     let cgroup_mounts = rootfs::cgroup_mounts(&mountinfo);
     // Opened before anything moves, so a later change of the path cannot redirect us.
     let netns = match &spec.namespaces.network {
@@ -339,14 +345,16 @@ pub fn start(spec: &ContainerSpec, stdio: ContainerStdio) -> Result<Started, Run
         })?),
         NetworkNamespace::Host => None,
     };
-    let stdio = stdio_of(stdio)?;
+    let stdio = stdio_of(stdio)
+        .map_err(|e| RuntimeError::setup(spec, format!("open /dev/null for stdin: {e}")))?;
     let cgroups = cgroup::Cgroups::probe().map_err(|e| cgroup_error(&spec.cgroup.path, e))?;
     let cg = cgroups
         .create(&spec.cgroup, spec.privileged)
         .map_err(|e| cgroup_error(&spec.cgroup.path, e))?;
     let removal = CgroupRemoval(Some(&cg));
 
-    let errors = ErrorChannel::new()?;
+    let errors = ErrorChannel::new()
+        .map_err(|e| RuntimeError::setup(spec, format!("create the error pipe: {e}")))?;
     let ns = &spec.namespaces;
     let mut flags = CloneFlags::CLONE_NEWNS;
     for (host, flag) in [

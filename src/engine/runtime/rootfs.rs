@@ -13,6 +13,31 @@ use super::spec::{ContainerSpec, MountKind, MountSpec, NetworkNamespace};
 use super::sync::ChildError;
 use super::syscalls::{Create, FileKind, Syscalls, Target};
 
+/// Docker's default masked paths (moby's `oci.DefaultSpec`), for non-privileged containers.
+pub const DOCKER_MASKED_PATHS: [&str; 12] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's default read-only paths, for non-privileged containers.
+pub const DOCKER_READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 /// mount(2) copies at most one page of option data.
 const MOUNT_DATA_MAX: usize = 4095;
 
