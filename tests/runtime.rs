@@ -670,8 +670,19 @@ fn host_namespaces_when_asked() {
     let mut c = Ctr::new(&[
         "sh",
         "-c",
-        "hostname; readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid",
+        "hostname; readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid; cat /dev/shm/$SHMFILE",
     ]);
+    let shm_name = format!("berth-test-{}", &c.spec.id[..24]);
+    let shm_file = Path::new("/dev/shm").join(&shm_name);
+    std::fs::write(&shm_file, "shared\n").unwrap();
+    struct Rm(PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _rm = Rm(shm_file);
+    c.spec.process.env.push(format!("SHMFILE={shm_name}"));
     c.spec.namespaces.uts_host = true;
     c.spec.namespaces.ipc_host = true;
     c.spec.namespaces.pid_host = true;
@@ -683,6 +694,7 @@ fn host_namespaces_when_asked() {
         let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
         assert_eq!(l[i + 1], host.to_string_lossy());
     }
+    assert_eq!(l[3], "shared", "the host's /dev/shm with ipc: host");
     c.assert_gone();
 }
 

@@ -317,15 +317,27 @@ fn mount_dev(sys: &dyn Syscalls, spec: &ContainerSpec, root: &Path) -> Result<()
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
     let shm = resolve(sys, root, "/dev/shm", Create::Dir)?;
-    let shm_data = format!("mode=1777,size={}", spec.shm_size);
-    mount_at(
-        sys,
-        &shm,
-        Some(Path::new("shm")),
-        Some("tmpfs"),
-        NOSUID_NOEXEC_NODEV,
-        Some(&shm_data),
-    )?;
+    if spec.namespaces.ipc_host {
+        // Sharing the host's IPC means its POSIX shared memory too (Docker's `ipc: host`).
+        mount_at(
+            sys,
+            &shm,
+            Some(Path::new("/dev/shm")),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+    } else {
+        let shm_data = format!("mode=1777,size={}", spec.shm_size);
+        mount_at(
+            sys,
+            &shm,
+            Some(Path::new("shm")),
+            Some("tmpfs"),
+            NOSUID_NOEXEC_NODEV,
+            Some(&shm_data),
+        )?;
+    }
     let mq = resolve(sys, root, "/dev/mqueue", Create::Dir)?;
     mount_at(
         sys,
