@@ -570,6 +570,19 @@ fn sysctls_and_rlimits() {
 }
 
 #[test]
+fn a_shim_without_thp_does_not_pass_that_on() {
+    let c = Ctr::new(&["grep", "THP_enabled", "/proc/self/status"]);
+    let out = c
+        .command()
+        .env("MIMALLOC_ALLOW_THP", "0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("THP_enabled:\t1"), "{text}");
+}
+
+#[test]
 fn stdin_is_passed_through() {
     let c = Ctr::new(&["sh", "-c", "read line; echo got:$line"]);
     let mut child = c
