@@ -570,6 +570,28 @@ fn sysctls_and_rlimits() {
 }
 
 #[test]
+fn the_runtime_refuses_a_multi_threaded_caller() {
+    // This test harness has threads: start() must refuse rather than fork it.
+    let c = Ctr::new(&["true"]);
+    let (r, w) = (
+        std::fs::File::open("/dev/null").unwrap(),
+        std::fs::File::create("/dev/null").unwrap(),
+    );
+    let _other_thread = std::thread::spawn(|| std::thread::sleep(Duration::from_secs(2)));
+    let err = berth::engine::runtime::start(
+        &c.spec,
+        berth::engine::runtime::ContainerStdio {
+            stdin: Some(r.into()),
+            stdout: w.try_clone().unwrap().into(),
+            stderr: w.into(),
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("single-threaded"), "{err}");
+    c.assert_gone();
+}
+
+#[test]
 fn a_shim_without_thp_does_not_pass_that_on() {
     let c = Ctr::new(&["grep", "THP_enabled", "/proc/self/status"]);
     let out = c

@@ -14,8 +14,8 @@ use super::spec::ContainerSpec;
 use super::sync::{ChildError, ErrorChannel};
 use super::syscalls::{Linux, Syscalls};
 use super::{
-    cgroup, cgroup_error, child_exit, kill_and_reap, process, seccomp_program, security,
-    spawn_into, stdio_of, ContainerStdio, ExecSpec, RuntimeError,
+    cgroup, cgroup_error, child_exit, ensure_single_threaded, kill_and_reap, process,
+    seccomp_program, security, spawn_into, stdio_of, ContainerStdio, ExecSpec, RuntimeError,
 };
 
 /// Namespaces in the order nsenter/runc join them; mnt last, since it changes what paths
@@ -51,6 +51,7 @@ pub fn enter(
     exec: &ExecSpec,
     stdio: ContainerStdio,
 ) -> Result<i32, RuntimeError> {
+    ensure_single_threaded(spec)?;
     let caps = if exec.privileged {
         security::resolve_capabilities(true, &[], &[])
             .map_err(|e| RuntimeError::setup(spec, e.to_string()))?

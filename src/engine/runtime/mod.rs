@@ -331,9 +331,32 @@ fn stdio_of(stdio: ContainerStdio) -> std::io::Result<process::Stdio> {
     })
 }
 
+/// Forking a multi-threaded process leaves the child with locks held by threads that no
+/// longer exist: refuse (the daemon must re-exec `berth shim`).
+fn ensure_single_threaded(spec: &ContainerSpec) -> Result<(), RuntimeError> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| RuntimeError::setup(spec, format!("read /proc/self/status: {e}")))?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .unwrap_or(1);
+    if threads > 1 {
+        return Err(RuntimeError::setup(
+            spec,
+            format!(
+                "the runtime forks and must run in a single-threaded process (this one has \
+                 {threads} threads): run it through `berth shim`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates the container's cgroup, clones its pid 1 into fresh namespaces, sets it up and
 /// waits until the user's process has exec'd (or reports why it could not).
 pub fn start(spec: &ContainerSpec, stdio: ContainerStdio) -> Result<Started, RuntimeError> {
+    ensure_single_threaded(spec)?;
     let seccomp = seccomp_program(spec, &spec.process.capabilities)?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| RuntimeError::setup(spec, format!("read /proc/self/mountinfo: {e}")))?;
