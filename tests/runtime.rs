@@ -392,6 +392,31 @@ fn unknown_user_and_missing_executable_are_dockers_errors() {
     let c = Ctr::new(&["/etc/passwd"]);
     let (code, _, err) = c.run();
     assert_eq!(code, 126, "{err}");
+
+    let mut c = Ctr::new(&["true"]);
+    c.spec.mounts.push(MountSpec {
+        target: "/data".into(),
+        kind: MountKind::Bind {
+            source: "/nonexistent/berth-source".into(),
+            propagation: None,
+        },
+        read_only: false,
+    });
+    let (code, _, err) = c.run();
+    assert_eq!(code, 128, "{err}");
+    assert!(
+        err.contains("bind source path does not exist: /nonexistent/berth-source"),
+        "{err}"
+    );
+    c.assert_gone();
+
+    // Under init: true the failure still comes back, with the same code.
+    let mut c = Ctr::new(&["no-such-tool"]);
+    c.spec.init = true;
+    let (code, _, err) = c.run();
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("executable file not found"), "{err}");
+    c.assert_gone();
 }
 
 #[test]
@@ -433,6 +458,10 @@ fn exec_joins_the_running_container() {
     let c = Ctr::new(&["sleep", "300"]);
     let mut child = c.spawn();
     let state = c.wait_started();
+    assert_eq!(
+        berth::engine::runtime::pids(&c.spec).unwrap(),
+        vec![state.init_pid]
+    );
     let (code, out, err) = c.exec(&ExecSpec {
         args: vec![
             "sh".into(),
@@ -494,7 +523,7 @@ fn bind_mounts_tmpfs_and_etc_files() {
             target: "/ro".into(),
             kind: MountKind::Bind {
                 source: host.path().to_path_buf(),
-                propagation: None,
+                propagation: Some("rslave".into()),
             },
             read_only: true,
         },
@@ -738,6 +767,10 @@ fn exec_with_a_tty_uses_the_containers_devpts() {
     let c = Ctr::new(&["sleep", "300"]);
     let mut child = c.spawn();
     let state = c.wait_started();
+    assert_eq!(
+        berth::engine::runtime::pids(&c.spec).unwrap(),
+        vec![state.init_pid]
+    );
     let (code, out, err) = c.exec(&ExecSpec {
         args: vec![
             "sh".into(),
