@@ -829,29 +829,50 @@ fn a_long_lower_list_still_mounts() {
     c.assert_gone();
 }
 
-/// `cargo test --release --test runtime bench_ -- --ignored --nocapture`: wall time of
-/// `berth shim run` of /bin/true (median of 21 runs).
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills a local struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// `BERTH_TEST_BIN=<release berth> cargo test --test runtime bench_ -- --ignored --nocapture`:
+/// wall time of `berth shim run` of /bin/true in busybox (median of 21 runs), and the CPU
+/// time of the shim and the container per run; plain, and with the shim's allocator env.
 #[test]
 #[ignore]
 fn bench_shim_run_true() {
     let c = Ctr::new(&["/bin/true"]);
     c.write_spec();
-    let mut times = Vec::new();
-    for _ in 0..21 {
-        let t = Instant::now();
-        let status = Command::new(berth())
-            .args(["shim", "run", "--bundle"])
-            .arg(&c.spec.bundle)
-            .status()
-            .unwrap();
-        times.push(t.elapsed());
-        assert!(status.success());
+    let env: &[(&str, &str)] = &[
+        ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+        ("MIMALLOC_ARENA_RESERVE", "4MiB"),
+        ("MIMALLOC_PURGE_DELAY", "0"),
+    ];
+    for (label, env) in [("plain", &[][..]), ("shim allocator env", env)] {
+        let mut times = Vec::new();
+        let cpu0 = children_cpu();
+        for _ in 0..21 {
+            let t = Instant::now();
+            let status = Command::new(berth())
+                .args(["shim", "run", "--bundle"])
+                .arg(&c.spec.bundle)
+                .envs(env.iter().copied())
+                .status()
+                .unwrap();
+            times.push(t.elapsed());
+            assert!(status.success());
+        }
+        let cpu = (children_cpu() - cpu0) / 21;
+        times.sort();
+        eprintln!(
+            "berth shim run /bin/true ({label}): median {:?}, min {:?}, max {:?}; CPU {:?} per run",
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1],
+            cpu
+        );
     }
-    times.sort();
-    eprintln!(
-        "berth shim run /bin/true: median {:?}, min {:?}, max {:?}",
-        times[times.len() / 2],
-        times[0],
-        times[times.len() - 1]
-    );
+    c.assert_gone();
 }
