@@ -410,6 +410,32 @@ fn unknown_user_and_missing_executable_are_dockers_errors() {
     );
     c.assert_gone();
 
+    // A hostile image's /etc/passwd cannot hang the setup.
+    let root = tempfile::tempdir().unwrap();
+    let images = ImageService::open(root.path(), RegistryConfig::default()).unwrap();
+    let fifo_layer = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Fifo);
+        h.set_mode(0o644);
+        h.set_size(0);
+        b.append_data(&mut h, "etc/passwd", std::io::empty())
+            .unwrap();
+        b.into_inner().unwrap()
+    };
+    let img = TestImage::busybox().layer_tar(fifo_layer);
+    let record = images
+        .load(&img.docker_archive_tar()[..])
+        .unwrap()
+        .remove(0);
+    let mut c = Ctr::new(&["true"]);
+    c.spec.rootfs.lower = images.lower_dirs(&record);
+    c.spec.process.user = "nobody".into();
+    let (code, _, err) = c.run();
+    assert_eq!(code, 128, "{err}");
+    assert!(err.contains("/etc/passwd: not a regular file"), "{err}");
+    c.assert_gone();
+
     // Under init: true the failure still comes back, with the same code.
     let mut c = Ctr::new(&["no-such-tool"]);
     c.spec.init = true;
