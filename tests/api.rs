@@ -83,6 +83,24 @@ fn ping_version_info_and_the_wire_basics() {
         assert!(info.mem_total.unwrap_or(0) > 0);
     });
 
+    // The daemon re-exec'd itself with the allocator settings that keep its heap small.
+    let pid = d.pid().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&environ).contains("MIMALLOC_ARENA_EAGER_COMMIT=0"),
+        "daemon environment lacks the allocator settings"
+    );
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    let kb = |key: &str| {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    eprintln!("idle daemon: Pss {} kB, AnonHugePages {} kB", kb("Pss:"), kb("AnonHugePages:"));
+    assert_eq!(kb("AnonHugePages:"), 0);
+
     let head = d.raw("HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let lower = head.to_ascii_lowercase();
