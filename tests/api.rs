@@ -98,7 +98,11 @@ fn ping_version_info_and_the_wire_basics() {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .unwrap_or(0)
     };
-    eprintln!("idle daemon: Pss {} kB, AnonHugePages {} kB", kb("Pss:"), kb("AnonHugePages:"));
+    eprintln!(
+        "idle daemon: Pss {} kB, AnonHugePages {} kB",
+        kb("Pss:"),
+        kb("AnonHugePages:")
+    );
     assert_eq!(kb("AnonHugePages:"), 0);
 
     let head = d.raw("HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
