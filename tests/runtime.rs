@@ -316,6 +316,8 @@ fn memory_limit_oom_kills() {
     assert_eq!(code, 137, "{err}");
     assert!(err.contains("OOM"), "finish() reports the OOM kill: {err}");
     c.assert_gone();
+    // finish() again (a daemon cleaning up after a crash): nothing left, no error.
+    assert!(!berth::engine::runtime::finish(&c.spec).unwrap());
 }
 
 #[test]

@@ -472,6 +472,10 @@ pub fn finish(spec: &ContainerSpec) -> Result<bool, RuntimeError> {
     let cg = cgroup::Cgroups::probe()
         .map_err(|e| cgroup_error(path, e))?
         .open(path);
+    // Idempotent: a second call (or one after a crash mid-cleanup) finds nothing to do.
+    if cg.dirs().iter().all(|d| !d.exists()) {
+        return Ok(false);
+    }
     let oom = cg.oom_killed().map_err(|e| cgroup_error(path, e))?;
     // With a private pid namespace the kernel already killed everything; with the host's,
     // stragglers may remain.

@@ -457,7 +457,7 @@ pub fn switch_user(user: &ExecUser, caps: &[String]) -> Result<(), ChildError> {
         .map_err(|e| ChildError::exec(format!("apply capabilities: {e}"), 128))
 }
 
-/// Opens a file for reading in the current mount namespace, or /dev/null's stand-in.
+/// The host's /dev/null, for a container without stdin.
 pub fn open_null() -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(
         File::options().read(true).write(true).open("/dev/null")?,

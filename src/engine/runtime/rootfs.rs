@@ -153,15 +153,21 @@ fn mount_overlay(
     rootfs: &Path,
 ) -> Result<(), ChildError> {
     let r = &spec.rootfs;
-    for dir in [&r.upper, &r.work, &rootfs.to_path_buf()] {
-        sys.create_host_dir(dir)
+    // The upper dir's mode is the container's `/` (Docker: 0755); the work dir is overlay's
+    // private scratch space.
+    for (dir, mode) in [
+        (&r.upper, 0o755),
+        (&r.work, 0o700),
+        (&rootfs.to_path_buf(), 0o755),
+    ] {
+        sys.create_host_dir(dir, mode)
             .map_err(|e| fail(format_args!("create {}", dir.display()), e))?;
     }
     let mut lowers = r.lower.clone();
     if lowers.is_empty() {
         // overlayfs needs a lower layer; a scratch image gets an empty one.
         let empty = spec.state_dir.join("fs").join("empty");
-        sys.create_host_dir(&empty)
+        sys.create_host_dir(&empty, 0o755)
             .map_err(|e| fail(format_args!("create {}", empty.display()), e))?;
         lowers.push(empty);
     }

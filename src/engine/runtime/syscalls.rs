@@ -86,8 +86,9 @@ pub trait Syscalls {
     /// A character device `name` in the directory `dir`.
     fn mknod(&self, dir: &Target, name: &str, mode: u32, major: u64, minor: u64) -> io::Result<()>;
     fn symlink(&self, dir: &Target, name: &str, points_to: &str) -> io::Result<()>;
-    /// A host directory, created with its parents when missing.
-    fn create_host_dir(&self, path: &Path) -> io::Result<()>;
+    /// A host directory, created with its parents (all with `mode`, exactly: the caller's
+    /// umask is 0) when missing; an existing one is left as it is.
+    fn create_host_dir(&self, path: &Path, mode: u32) -> io::Result<()>;
     /// Whether a host path (a bind source) is a directory; ENOENT when it does not exist.
     fn host_kind(&self, path: &Path) -> io::Result<FileKind>;
     /// The mount flags (`MS_RDONLY`, `MS_NOSUID`, ...) of the mount holding `path`, to keep
@@ -363,8 +364,12 @@ impl Syscalls for Linux {
         std::os::unix::fs::symlink(points_to, dir.path().join(name))
     }
 
-    fn create_host_dir(&self, path: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(path)
+    fn create_host_dir(&self, path: &Path, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(path)
     }
 
     fn host_kind(&self, path: &Path) -> io::Result<FileKind> {
@@ -551,7 +556,7 @@ impl Syscalls for Recording {
         Ok(())
     }
 
-    fn create_host_dir(&self, path: &Path) -> io::Result<()> {
+    fn create_host_dir(&self, path: &Path, _mode: u32) -> io::Result<()> {
         self.push(Call::CreateHostDir(show(path)));
         Ok(())
     }
