@@ -191,6 +191,31 @@ fn memory_limit_oom_kills() {
 }
 
 #[test]
+fn create_and_remove_are_quick() {
+    let cgroups = Cgroups::probe().unwrap();
+    let mut spec = spec("timing");
+    spec.memory = Some(64 << 20);
+    spec.pids_limit = Some(100);
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let start = std::time::Instant::now();
+        let cgroup = Guard(cgroups.create(&spec, false).unwrap());
+        cgroup.0.remove().unwrap();
+        times.push(start.elapsed());
+    }
+    times.sort();
+    eprintln!(
+        "cgroup create+remove ({}): median {:?}",
+        cgroups.version(),
+        times[10]
+    );
+    assert!(
+        times[10] < std::time::Duration::from_millis(50),
+        "{times:?}"
+    );
+}
+
+#[test]
 fn bad_path_is_refused() {
     let cgroups = Cgroups::probe().unwrap();
     let mut spec = spec("bad");

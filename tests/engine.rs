@@ -10,7 +10,7 @@ use berth::engine::container::{
     WaitCondition,
 };
 use berth::engine::image::registry::RegistryConfig;
-use berth::engine::image::testkit::TestImage;
+use berth::engine::image::testkit::{ImageConfig, TestImage};
 use bollard_stubs::models::{
     ContainerInspectResponse, ContainerStateStatusEnum, ExecConfig, HealthStatusEnum,
 };
@@ -37,7 +37,10 @@ impl Env {
             root: self.root.path().to_path_buf(),
             run_root: self.run_root.path().to_path_buf(),
             registry: RegistryConfig::default(),
-            exe: PathBuf::from(env!("CARGO_BIN_EXE_berth")),
+            // BERTH_TEST_EXE: a copy of this tree's binary when the target dir is shared.
+            exe: std::env::var_os("BERTH_TEST_EXE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth"))),
         }
     }
 
@@ -260,14 +263,27 @@ async fn create_refuses_bad_input_like_docker() {
         .unwrap_err();
     assert!(matches!(e, EngineError::NoSuchImage(_)), "{e}");
     assert!(e.to_string().starts_with("No such image: nosuch"), "{e}");
+    let nocmd = TestImage::busybox()
+        .config(ImageConfig::default())
+        .tag("nocmd:latest")
+        .docker_archive_tar();
+    engine.images().load(&nocmd[..]).unwrap();
     let e = engine
+        .create(None, body(json!({"Image": "nocmd"})))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("No command specified"), "{e}");
+    // `--entrypoint ""` clears the image's entrypoint but keeps its cmd (Docker's rule).
+    let id = engine
         .create(
             None,
             body(json!({"Image": "busybox", "Entrypoint": [""], "Cmd": []})),
         )
         .await
-        .unwrap_err();
-    assert!(e.to_string().contains("No command specified"), "{e}");
+        .unwrap()
+        .id;
+    let i = inspect(&engine, &id).await;
+    assert_eq!(i.path.as_deref(), Some("sh"));
     engine
         .create(Some("dup"), body(json!({"Image": "busybox"})))
         .await
@@ -535,6 +551,26 @@ async fn a_new_engine_readopts_running_containers_and_sees_exits() {
     assert_eq!(status(&i), ContainerStateStatusEnum::EXITED);
     assert_eq!(i.state.as_ref().unwrap().exit_code, Some(5));
     assert_eq!(logs(&engine, &long, false).await.0, "started\n");
+    let e = engine
+        .exec_create(
+            &long,
+            ExecConfig {
+                cmd: Some(vec!["sh".into(), "-c".into(), "echo adopted".into()]),
+                attach_stdout: Some(true),
+                ..ExecConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut s = engine
+        .exec_start(&e, &ExecStartOptions::default())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(c) = s.output.next().await {
+        out.extend_from_slice(&c.data);
+    }
+    assert_eq!(out, b"adopted\n");
     let top = engine.top(&long, None).await.unwrap();
     let procs = top.processes.unwrap();
     assert_eq!(procs.len(), 1, "{procs:?}");
@@ -592,5 +628,296 @@ async fn remove_leaves_nothing_behind() {
     assert!(matches!(
         engine.inspect(&id).await,
         Err(EngineError::NoSuchContainer(_))
+    ));
+}
+
+/// Run-to-exit latency of `true` through the engine (create, start, wait, remove); prints
+/// the median. `cargo test --test engine -- --ignored --nocapture run_to_exit`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn run_to_exit_latency() {
+    let env = Env::new();
+    let engine = env.engine().await;
+    let mut runs = Vec::new();
+    let mut phases = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let id = engine
+            .create(None, body(json!({"Image": "busybox", "Cmd": ["true"]})))
+            .await
+            .unwrap()
+            .id;
+        let created = t.elapsed();
+        let waiter = {
+            let engine = engine.clone();
+            let id = id.clone();
+            tokio::spawn(async move { engine.wait(&id, WaitCondition::NextExit).await })
+        };
+        tokio::task::yield_now().await;
+        engine.start(&id).await.unwrap();
+        let started = t.elapsed();
+        assert_eq!(waiter.await.unwrap().unwrap().status_code, 0);
+        let exited = t.elapsed();
+        engine.remove(&id, false, false).await.unwrap();
+        runs.push(exited);
+        phases.push((created, started, exited, t.elapsed()));
+    }
+    let mut sorted = runs.clone();
+    sorted.sort();
+    eprintln!("phases (create, start, exit, removed): {phases:?}");
+    eprintln!("run-to-exit median {:?}", sorted[sorted.len() / 2]);
+}
+
+/// Output of `sh -c cmd` run in a fresh container (waits for its exit).
+async fn output_of(engine: &Engine, v: serde_json::Value) -> (i64, String) {
+    let id = engine.create(None, body(v)).await.unwrap().id;
+    engine.start(&id).await.unwrap();
+    let code = engine
+        .wait(&id, WaitCondition::NotRunning)
+        .await
+        .unwrap()
+        .status_code;
+    let out = logs(engine, &id, false).await.0;
+    engine.remove(&id, true, false).await.unwrap();
+    (code, out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_before_start_carries_stdin_and_output() {
+    use tokio::io::AsyncWriteExt;
+    let env = Env::new();
+    let engine = env.engine().await;
+    let id = engine
+        .create(
+            None,
+            body(json!({
+                "Image": "busybox",
+                "Cmd": ["sh", "-c", "read line; echo got $line"],
+                "OpenStdin": true,
+                "StdinOnce": true,
+                "AttachStdin": true
+            })),
+        )
+        .await
+        .unwrap()
+        .id;
+    let mut session = engine.attach(&id, true).await.unwrap();
+    engine.start(&id).await.unwrap();
+    let mut stdin = session.stdin.take().unwrap();
+    stdin.write_all(b"hello\n").await.unwrap();
+    stdin.shutdown().await.unwrap();
+    drop(stdin);
+    let mut out = String::new();
+    let collect = async {
+        while let Some(c) = session.output.next().await {
+            out.push_str(&String::from_utf8_lossy(&c.data));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), collect)
+        .await
+        .expect("attach output ends when the container exits");
+    assert_eq!(out, "got hello\n");
+    let w = engine.wait(&id, WaitCondition::NotRunning).await.unwrap();
+    assert_eq!(w.status_code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_remove_removes_after_exit() {
+    let env = Env::new();
+    let engine = env.engine().await;
+    let id = engine
+        .create(
+            None,
+            body(json!({"Image": "busybox", "Cmd": ["sh", "-c", "exit 3"], "HostConfig": {"AutoRemove": true}})),
+        )
+        .await
+        .unwrap()
+        .id;
+    let waiter = {
+        let engine = engine.clone();
+        let id = id.clone();
+        tokio::spawn(async move { engine.wait(&id, WaitCondition::Removed).await })
+    };
+    tokio::task::yield_now().await;
+    engine.start(&id).await.unwrap();
+    let w = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.status_code, 3);
+    assert!(matches!(
+        engine.inspect(&id).await,
+        Err(EngineError::NoSuchContainer(_))
+    ));
+    assert!(!env.root.path().join("containers").join(&id).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_modes_none_host_and_container() {
+    let env = Env::new();
+    let engine = env.engine().await;
+    // Own namespace: only lo, and it is up.
+    let (code, out) = output_of(
+        &engine,
+        json!({"Image": "busybox", "Cmd": ["sh", "-c", "cat /proc/net/dev | tail -n +3 | cut -d: -f1; cat /sys/class/net/lo/operstate; hostname"],
+               "Hostname": "boxy", "HostConfig": {"NetworkMode": "none"}}),
+    )
+    .await;
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "lo", "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[2], "boxy");
+
+    // Host: the host's hostname and the host's network namespace.
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let host_name = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let (_, out) = output_of(
+        &engine,
+        json!({"Image": "busybox", "Cmd": ["sh", "-c", "readlink /proc/self/ns/net; hostname"],
+               "HostConfig": {"NetworkMode": "host"}}),
+    )
+    .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, [host_ns.to_str().unwrap(), host_name.as_str()]);
+
+    // container:<name> joins the other's namespace.
+    let first = engine
+        .create(
+            Some("netowner"),
+            body(json!({"Image": "busybox", "Cmd": ["sleep", "1000"], "Hostname": "owner"})),
+        )
+        .await
+        .unwrap()
+        .id;
+    engine.start(&first).await.unwrap();
+    let (_, a) = {
+        let e = engine
+            .exec_create(
+                &first,
+                ExecConfig {
+                    cmd: Some(vec!["readlink".into(), "/proc/self/ns/net".into()]),
+                    attach_stdout: Some(true),
+                    ..ExecConfig::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut s = engine
+            .exec_start(&e, &ExecStartOptions::default())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        while let Some(c) = s.output.next().await {
+            out.push_str(&String::from_utf8_lossy(&c.data));
+        }
+        (0, out)
+    };
+    let (_, b) = output_of(
+        &engine,
+        json!({"Image": "busybox", "Cmd": ["sh", "-c", "readlink /proc/self/ns/net; hostname; cat /etc/hostname"],
+               "HostConfig": {"NetworkMode": "container:netowner"}}),
+    )
+    .await;
+    assert_eq!(b, format!("{a}owner\nowner\n"));
+    assert_ne!(a.trim(), host_ns.to_str().unwrap());
+    engine.remove(&first, true, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_limit_oom_kills_and_inspect_says_so() {
+    let env = Env::new();
+    let engine = env.engine().await;
+    let mut events = engine.events();
+    let id = run(
+        &engine,
+        json!({"Image": "busybox", "Cmd": ["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"],
+               "HostConfig": {"Memory": 16777216, "MemorySwap": 16777216}}),
+    )
+    .await;
+    let w = engine.wait(&id, WaitCondition::NotRunning).await.unwrap();
+    assert_eq!(w.status_code, 137);
+    let i = inspect(&engine, &id).await;
+    assert_eq!(i.state.as_ref().unwrap().oom_killed, Some(true));
+    let mut actions = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        actions.push(ev.action.unwrap_or_default());
+    }
+    assert!(actions.contains(&"oom".to_string()), "{actions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn daemon_start_restarts_always_but_not_stopped_unless_stopped() {
+    let env = Env::new();
+    let engine = env.engine().await;
+    let always = run(
+        &engine,
+        json!({"Image": "busybox", "Cmd": ["sleep", "1000"], "HostConfig": {"RestartPolicy": {"Name": "always"}}}),
+    )
+    .await;
+    let stopped = run(
+        &engine,
+        json!({"Image": "busybox", "Cmd": ["sleep", "1000"], "HostConfig": {"RestartPolicy": {"Name": "unless-stopped"}}}),
+    )
+    .await;
+    engine.kill(&stopped, None).await.unwrap();
+    engine
+        .wait(&stopped, WaitCondition::NotRunning)
+        .await
+        .unwrap();
+    let pid = inspect(&engine, &always).await.state.unwrap().pid.unwrap();
+    drop(engine);
+    // The always container dies while no daemon watches it.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let engine = env.engine().await;
+    let i = until(&engine, &always, 10, "restarted at daemon start", |i| {
+        status(i) == ContainerStateStatusEnum::RUNNING && i.state.as_ref().unwrap().pid != Some(pid)
+    })
+    .await;
+    assert!(i.state.unwrap().pid.unwrap() > 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let i = inspect(&engine, &stopped).await;
+    assert_eq!(status(&i), ContainerStateStatusEnum::EXITED);
+    assert_eq!(i.state.unwrap().exit_code, Some(137));
+    // A kill through the API is final for `always` too (Docker's ExitOnNext).
+    engine.kill(&always, None).await.unwrap();
+    engine
+        .wait(&always, WaitCondition::NotRunning)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let i = inspect(&engine, &always).await;
+    assert_eq!(status(&i), ContainerStateStatusEnum::EXITED);
+    engine.remove(&always, false, false).await.unwrap();
+    engine.remove(&stopped, false, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rmi_is_refused_while_a_container_uses_the_image() {
+    let env = Env::new();
+    let engine = env.engine().await;
+    let id = engine
+        .create(None, body(json!({"Image": "busybox", "Cmd": ["true"]})))
+        .await
+        .unwrap()
+        .id;
+    let e = engine.remove_image("busybox", false).await.unwrap_err();
+    assert!(matches!(e, EngineError::Conflict(_)), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(
+            "conflict: unable to remove repository reference \"busybox\" (must force) - container "
+        ) && msg.contains(&id[..12]),
+        "{msg}"
+    );
+    engine.remove(&id, false, false).await.unwrap();
+    let removed = engine.remove_image("busybox", false).await.unwrap();
+    assert_eq!(removed.deleted.len(), 1);
+    assert!(matches!(
+        engine.create(None, body(json!({"Image": "busybox"}))).await,
+        Err(EngineError::NoSuchImage(_))
     ));
 }

@@ -48,7 +48,9 @@ impl Drop for Guard<'_> {
 fn create_gives_a_fresh_namespace_with_lo_up() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("netns").join("c1");
+    let start = std::time::Instant::now();
     netns::create(&path).unwrap();
+    eprintln!("netns create: {:?}", start.elapsed());
     let _guard = Guard(&path);
     assert!(mounted(&path));
 

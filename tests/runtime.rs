@@ -102,7 +102,7 @@ impl Ctr {
                 stdin_once: false,
                 capabilities: berth::engine::runtime::security::default_capabilities(),
                 no_new_privileges: false,
-                seccomp: SeccompSpec::Unconfined,
+                seccomp: SeccompSpec::Default,
                 rlimits: vec![],
                 oom_score_adj: None,
             },
@@ -602,4 +602,196 @@ fn stdin_is_passed_through() {
     child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "got:hello");
+}
+
+#[test]
+fn seccomp_denies_what_dockers_profile_blocks() {
+    // Creating a user namespace needs no capability; Docker's profile still blocks unshare
+    // without CAP_SYS_ADMIN.
+    let c = Ctr::new(&["sh", "-c", "unshare -U true && echo unshared"]);
+    let (_, out, _) = c.run();
+    assert!(!out.contains("unshared"), "{out}");
+    let mut c = Ctr::new(&["sh", "-c", "unshare -U true && echo unshared"]);
+    c.spec.process.seccomp = SeccompSpec::Unconfined;
+    assert!(c.ok().contains("unshared"));
+    // no_new_privs, as asked.
+    let mut c = Ctr::new(&[
+        "sh",
+        "-c",
+        "grep -E 'NoNewPrivs|Seccomp:' /proc/self/status",
+    ]);
+    c.spec.process.no_new_privileges = true;
+    let out = c.ok();
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+}
+
+#[test]
+fn capabilities_and_oom_score_adj_as_given() {
+    let mut c = Ctr::new(&[
+        "sh",
+        "-c",
+        "grep -E '^Cap(Eff|Bnd)' /proc/self/status; cat /proc/self/oom_score_adj",
+    ]);
+    c.spec.process.oom_score_adj = Some(500);
+    let out = c.ok();
+    // Docker's default set: 0x00000000a80425fb.
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("500"), "{out}");
+    let mut c = Ctr::new(&["sh", "-c", "grep -E '^CapEff' /proc/self/status"]);
+    c.spec.process.user = "nobody".into();
+    assert!(c.ok().contains("CapEff:\t0000000000000000"));
+}
+
+#[test]
+fn privileged_gets_every_capability_and_writable_sys() {
+    let mut c = Ctr::new(&[
+        "sh",
+        "-c",
+        "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && echo mounted; grep ' /sys ' /proc/mounts",
+    ]);
+    c.spec.privileged = true;
+    c.spec.process.capabilities =
+        berth::engine::runtime::security::resolve_capabilities(true, &[], &[]).unwrap();
+    c.spec.process.seccomp = SeccompSpec::Unconfined;
+    c.spec.masked_paths.clear();
+    c.spec.readonly_paths.clear();
+    let out = c.ok();
+    assert!(out.contains("mounted"), "{out}");
+    assert!(out.contains(" rw,"), "{out}");
+}
+
+#[test]
+fn joins_a_prepared_network_namespace() {
+    let run = tempfile::tempdir().unwrap();
+    let ns = run.path().join("netns").join("test");
+    berth::net::netns::create(&ns).unwrap();
+    struct NsGuard(PathBuf);
+    impl Drop for NsGuard {
+        fn drop(&mut self) {
+            let _ = berth::net::netns::remove(&self.0);
+        }
+    }
+    let _g = NsGuard(ns.clone());
+    let mut c = Ctr::new(&["sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net"]);
+    c.spec.namespaces.network = NetworkNamespace::Path(ns.clone());
+    let out = c.ok();
+    let l = lines(&out);
+    assert_eq!(l[0], "lo", "only lo in a fresh namespace: {out}");
+    let ino = std::fs::metadata(&ns).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(l[1], format!("net:[{}]", ino.ino()));
+    c.assert_gone();
+}
+
+#[test]
+fn host_namespaces_when_asked() {
+    let mut c = Ctr::new(&[
+        "sh",
+        "-c",
+        "hostname; readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid",
+    ]);
+    c.spec.namespaces.uts_host = true;
+    c.spec.namespaces.ipc_host = true;
+    c.spec.namespaces.pid_host = true;
+    let out = c.ok();
+    let l = lines(&out);
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(l[0], host_name.trim());
+    for (i, ns) in ["ipc", "pid"].iter().enumerate() {
+        let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        assert_eq!(l[i + 1], host.to_string_lossy());
+    }
+    c.assert_gone();
+}
+
+#[test]
+fn exec_with_a_tty_uses_the_containers_devpts() {
+    let c = Ctr::new(&["sleep", "300"]);
+    let mut child = c.spawn();
+    let state = c.wait_started();
+    let (code, out, err) = c.exec(&ExecSpec {
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "tty; test -t 0 && echo interactive".into(),
+        ],
+        env: vec![],
+        user: String::new(),
+        cwd: String::new(),
+        tty: true,
+        privileged: false,
+    });
+    assert_eq!(code, 0, "{err}");
+    let l = lines(&out);
+    assert_eq!(l[0], "/dev/pts/0", "{out}");
+    assert_eq!(l[1], "interactive");
+    // SAFETY: ending the container we started.
+    unsafe { libc::kill(state.init_pid, libc::SIGKILL) };
+    child.wait().unwrap();
+    c.assert_gone();
+}
+
+#[test]
+fn run_with_a_tty() {
+    let mut c = Ctr::new(&["sh", "-c", "test -t 1 && echo on-a-tty; exit 7"]);
+    c.spec.process.tty = true;
+    let (code, out, err) = c.run();
+    assert_eq!(code, 7, "{err}");
+    assert!(out.contains("on-a-tty"), "{out}");
+}
+
+#[test]
+fn a_long_lower_list_still_mounts() {
+    // 60 layers: the absolute lowerdir string is over a page.
+    let root = tempfile::tempdir().unwrap();
+    let images = ImageService::open(root.path(), RegistryConfig::default()).unwrap();
+    let mut img = TestImage::busybox();
+    for i in 0..60 {
+        img = img.extra_layer(&[(&format!("layer{i}.txt"), format!("{i}\n").as_bytes(), 0o644)]);
+    }
+    let record = images
+        .load(&img.docker_archive_tar()[..])
+        .unwrap()
+        .remove(0);
+    let mut c = Ctr::new(&["sh", "-c", "cat /layer0.txt /layer59.txt"]);
+    c.spec.rootfs.lower = images.lower_dirs(&record);
+    let total: usize = c
+        .spec
+        .rootfs
+        .lower
+        .iter()
+        .map(|l| l.as_os_str().len() + 1)
+        .sum();
+    assert!(total > 4096, "{total}");
+    assert_eq!(lines(&c.ok()), ["0", "59"]);
+    c.assert_gone();
+}
+
+/// `cargo test --release --test runtime bench_ -- --ignored --nocapture`: wall time of
+/// `berth shim run` of /bin/true (median of 21 runs).
+#[test]
+#[ignore]
+fn bench_shim_run_true() {
+    let c = Ctr::new(&["/bin/true"]);
+    c.write_spec();
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        let status = Command::new(berth())
+            .args(["shim", "run", "--bundle"])
+            .arg(&c.spec.bundle)
+            .status()
+            .unwrap();
+        times.push(t.elapsed());
+        assert!(status.success());
+    }
+    times.sort();
+    eprintln!(
+        "berth shim run /bin/true: median {:?}, min {:?}, max {:?}",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
 }

@@ -151,26 +151,22 @@ struct Running {
 }
 
 impl Running {
-    fn launch(spec: ContainerSpec) -> Result<Running, (Running, ShimError)> {
+    /// Writes the spec and launches; the guard is returned whatever happened.
+    fn launch(spec: ContainerSpec) -> (Running, Result<(), ShimError>) {
         std::fs::write(
             spec.bundle.join("spec.json"),
             serde_json::to_vec(&spec).unwrap(),
         )
         .unwrap();
         let mut r = Running { spec, state: None };
-        match launch(Path::new(BERTH), &r.spec.bundle) {
-            Ok(state) => {
-                r.state = Some(state);
-                Ok(r)
-            }
-            Err(e) => Err((r, e)),
-        }
+        let res = launch(Path::new(BERTH), &r.spec.bundle).map(|state| r.state = Some(state));
+        (r, res)
     }
 
     fn start(spec: ContainerSpec) -> Running {
         match Running::launch(spec) {
-            Ok(r) => r,
-            Err((_, e)) => panic!("launch failed: {e}"),
+            (r, Ok(())) => r,
+            (_, Err(e)) => panic!("launch failed: {e}"),
         }
     }
 
@@ -360,6 +356,49 @@ fn stdin_through_attach_socket_reaches_cat() {
 }
 
 #[test]
+fn stdin_stays_open_across_clients_without_stdin_once() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec(&["cat"]);
+    spec.process.open_stdin = true;
+    let c = Running::start(spec);
+    for word in ["first\n", "second\n"] {
+        let mut sock = UnixStream::connect(c.spec.bundle.join("attach.sock")).unwrap();
+        sock.write_all(word.as_bytes()).unwrap();
+        // The client's EOF detaches it; cat keeps running.
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.logs().len() < 2 {
+        assert!(Instant::now() < deadline, "logs: {:?}", text(&c.logs()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(alive(c.state().init_pid, c.state().init_start_ticks));
+    unsafe { libc::kill(c.state().init_pid, libc::SIGKILL) };
+    assert_eq!(c.wait_exit().exit_code, 137);
+    assert_eq!(
+        text(&c.logs()),
+        [
+            (LogStream::Stdout, "first\n".to_string()),
+            (LogStream::Stdout, "second\n".to_string())
+        ]
+    );
+}
+
+#[test]
+fn an_oom_kill_is_recorded() {
+    let fx = Fixture::new();
+    // dd's 64 MiB buffer cannot fit in 16 MiB.
+    let mut spec = fx.spec(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
+    spec.cgroup.memory = Some(16 << 20);
+    spec.cgroup.memory_swap = Some(16 << 20);
+    let c = Running::start(spec);
+    let exit = c.wait_exit();
+    assert_eq!(exit.exit_code, 137, "{exit:?}");
+    assert!(exit.oom_killed, "{exit:?}");
+    c.wait_shim_gone();
+    assert!(cgroup_dirs(&c.spec).is_empty());
+}
+
+#[test]
 fn tty_output_is_all_stdout() {
     let fx = Fixture::new();
     let mut spec = fx.spec(&["sh", "-c", "echo out; echo err >&2; stty size; exit 2"]);
@@ -391,9 +430,9 @@ fn sigkill_of_the_container_is_137() {
 fn bad_executable_fails_with_127_and_leaves_nothing() {
     let fx = Fixture::new();
     let spec = fx.spec(&["/no/such/program"]);
-    let (c, err) = match Running::launch(spec) {
-        Ok(_) => panic!("a missing executable started"),
-        Err(e) => e,
+    let (c, res) = Running::launch(spec);
+    let Err(err) = res else {
+        panic!("a missing executable started");
     };
     match err {
         ShimError::Start { exit_code, message } => {
@@ -430,6 +469,23 @@ fn bad_executable_fails_with_127_and_leaves_nothing() {
         }
         assert!(Instant::now() < deadline, "processes left: {holders:?}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_shim_dying_before_its_report_is_a_protocol_error() {
+    let dir = tempfile::tempdir().unwrap();
+    match launch(Path::new(BERTH), dir.path()) {
+        Err(ShimError::Protocol { message, .. }) => {
+            assert!(message.contains("spec.json"), "{message}")
+        }
+        other => panic!("unexpected: {other:?}"),
+    }
+    match launch(Path::new("/no/such/berth"), dir.path()) {
+        Err(ShimError::Protocol { message, .. }) => {
+            assert!(message.contains("cannot run"), "{message}")
+        }
+        other => panic!("unexpected: {other:?}"),
     }
 }
 
@@ -472,4 +528,50 @@ fn a_running_shim_is_small() {
     // unoptimized build's relocated data alone is ~1 MB. No huge pages from the allocator.
     assert_eq!(huge, 0, "shim uses transparent huge pages");
     assert!(anon < 3 * 1024, "shim private memory {anon} kB");
+}
+
+/// `cargo test --release --test shim -- --ignored --nocapture`: the PSS of 30 idle shims
+/// running at once (file pages are shared among them, as in production).
+#[test]
+#[ignore]
+fn pss_of_thirty_shims() {
+    let fx = Fixture::new();
+    let running: Vec<Running> = (0..30)
+        .map(|_| Running::start(fx.spec(&["sleep", "60"])))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut pss, mut anon) = (0u64, 0u64);
+    for c in &running {
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{}/smaps_rollup", c.state().shim_pid)).unwrap();
+        let field = |name: &str| -> u64 {
+            rollup
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        pss += field("Pss:");
+        anon += field("Pss_Anon:");
+    }
+    let smaps =
+        std::fs::read_to_string(format!("/proc/{}/smaps", running[0].state().shim_pid)).unwrap();
+    let mut mapping = String::new();
+    for line in smaps.lines() {
+        if line.contains('-') && !line.ends_with("kB") {
+            mapping = line.to_string();
+        } else if let Some(kb) = line.strip_prefix("Anonymous:") {
+            let kb: u64 = kb.trim().trim_end_matches(" kB").parse().unwrap();
+            if kb >= 16 {
+                eprintln!("  {kb:>5} kB anonymous in {mapping}");
+            }
+        }
+    }
+    eprintln!(
+        "30 shims: Pss {pss} kB in total, {} kB each ({} kB anonymous each)",
+        pss / 30,
+        anon / 30
+    );
 }

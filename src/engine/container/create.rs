@@ -87,8 +87,8 @@ pub struct Input<'a> {
     pub run_root: &'a Path,
     /// The host's hostname (a host-network container takes it, as in Docker).
     pub host_hostname: String,
-    /// Maps `container:<x>`'s x to a container id.
-    pub lookup: &'a dyn Fn(&str) -> Result<String, EngineError>,
+    /// The container `container:<x>` names (its id, hostname and /etc files are shared).
+    pub lookup: &'a dyn Fn(&str) -> Result<Record, EngineError>,
 }
 
 /// The record of a new container, plus Docker's warnings.
@@ -128,11 +128,17 @@ pub fn resolve(input: Input<'_>) -> Result<(Record, Vec<String>), EngineError> {
 
     // Network and the other namespaces.
     let network_mode = hc.network_mode.clone().unwrap_or_default();
+    let mut joined: Option<Record> = None;
     let network = match network_mode.as_str() {
         "" | "default" | "bridge" | "none" => NetworkChoice::Own,
         "host" => NetworkChoice::Host,
         m => match m.strip_prefix("container:") {
-            Some(other) if !other.is_empty() => NetworkChoice::Container(lookup(other)?),
+            Some(other) if !other.is_empty() => {
+                let o = lookup(other)?;
+                let id = o.id.clone();
+                joined = Some(o);
+                NetworkChoice::Container(id)
+            }
             _ => {
                 return Err(invalid(format!(
                     "network {m} not found (user-defined networks arrive with issue 5)"
@@ -164,6 +170,21 @@ pub fn resolve(input: Input<'_>) -> Result<(Record, Vec<String>), EngineError> {
         return Err(invalid("device mappings (Devices) are not supported"));
     }
 
+    // Joining another container's network also takes its names and /etc files (Docker).
+    if let Some(o) = &joined {
+        if !config.hostname.as_deref().unwrap_or("").is_empty() {
+            return Err(invalid(
+                "conflicting options: hostname and the network mode",
+            ));
+        }
+        if hc.dns.as_ref().is_some_and(|d| !d.is_empty())
+            || hc.extra_hosts.as_ref().is_some_and(|d| !d.is_empty())
+        {
+            return Err(invalid("conflicting options: dns and the network mode"));
+        }
+        config.hostname = o.config.hostname.clone();
+        config.domainname = o.config.domainname.clone();
+    }
     // Hostname: given, the host's for host networking, else the short id (Docker's rules).
     if config.hostname.as_deref().unwrap_or("").is_empty() {
         config.hostname = Some(if network == NetworkChoice::Host {
@@ -232,9 +253,12 @@ pub fn resolve(input: Input<'_>) -> Result<(Record, Vec<String>), EngineError> {
     // Mounts.
     let (mounts, mount_points) = mounts(&hc)?;
     let has_target = |t: &str| mounts.iter().any(|m| m.target == t);
-    let etc_hosts = (!has_target("/etc/hosts")).then(|| state_dir.join("hosts"));
-    let etc_hostname = (!has_target("/etc/hostname")).then(|| state_dir.join("hostname"));
-    let etc_resolv_conf = (!has_target("/etc/resolv.conf")).then(|| state_dir.join("resolv.conf"));
+    let etc_dir = joined
+        .as_ref()
+        .map_or(state_dir.clone(), |o| o.state_dir().to_path_buf());
+    let etc_hosts = (!has_target("/etc/hosts")).then(|| etc_dir.join("hosts"));
+    let etc_hostname = (!has_target("/etc/hostname")).then(|| etc_dir.join("hostname"));
+    let etc_resolv_conf = (!has_target("/etc/resolv.conf")).then(|| etc_dir.join("resolv.conf"));
 
     let (masked_paths, readonly_paths) = if privileged {
         (Vec::new(), Vec::new())
@@ -1026,6 +1050,10 @@ fn validate_restart(hc: &mut HostConfig) -> Result<(), EngineError> {
 
 /// `hosts`, `hostname`, `resolv.conf` in the state directory.
 pub fn write_etc_files(record: &Record) -> Result<(), EngineError> {
+    if matches!(record.network, NetworkChoice::Container(_)) {
+        // The joined container's files are used.
+        return Ok(());
+    }
     let dir = record.state_dir();
     let hc = &record.host_config;
     let io = |what: &str, e: std::io::Error| {

@@ -178,8 +178,10 @@ impl Engine {
         let weak = self.me.clone();
         let exec2 = exec.clone();
         self.spawn(async move {
-            // With a tty the helper relays the pty on stdout; stderr stays empty.
-            let (tx_out, tx_err) = (tx.clone(), tx);
+            // With a tty the helper relays the pty on stdout; stderr stays empty. `tx` itself
+            // lives until the exit code is recorded: a client that inspects the exec when
+            // its output ends (the docker CLI does) must see it.
+            let (tx_out, tx_err) = (tx.clone(), tx.clone());
             let a = async move {
                 if let Some(o) = out {
                     pump(o, StdStream::Stdout, tx_out).await;
@@ -200,6 +202,7 @@ impl Engine {
                 st.running = false;
                 st.exit_code = Some(code);
             }
+            drop(tx);
             if let Some(engine) = weak.upgrade() {
                 if let Ok(c) = engine.find(&exec2.container_id) {
                     engine.events.container(

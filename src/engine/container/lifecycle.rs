@@ -12,7 +12,6 @@ use bollard_stubs::models::{
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::engine::image::fsutil::write_atomic;
 use crate::engine::runtime::spec::{ExitState, NetworkNamespace, ShimState};
 use crate::engine::shim::{self, ShimError};
 use crate::net::netns;
@@ -73,7 +72,7 @@ impl Engine {
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into());
-        let lookup = |other: &str| self.find(other).map(|c| c.id.clone());
+        let lookup = |other: &str| self.find(other).map(|c| c.snapshot());
         let (record, warnings) = create::resolve(create::Input {
             id: &id,
             name: name.as_deref().unwrap_or(""),
@@ -160,6 +159,10 @@ impl Engine {
         let netns = match &rec.network {
             NetworkChoice::Own => {
                 let path = self.netns_path(&rec.id);
+                if path.exists() {
+                    // Left by a run whose cleanup failed: the container is not running.
+                    netns_remove(path.clone()).await?;
+                }
                 netns_create(path.clone()).await?;
                 NetworkNamespace::Path(path)
             }
@@ -255,6 +258,9 @@ impl Engine {
                     w.exit_code = i64::from(code);
                     w.error = Some(message.clone());
                 });
+                if rec.host_config.auto_remove.unwrap_or(false) {
+                    self.auto_remove(c);
+                }
                 Err(if code == 126 || code == 127 {
                     EngineError::InvalidParameter(message)
                 } else {
@@ -370,7 +376,7 @@ impl Engine {
             WaitCondition::Removed => w.removed,
             _ => w.removed || w.exits > base,
         };
-        if !(condition == WaitCondition::NotRunning && !rec.state.status.is_active()) {
+        if condition != WaitCondition::NotRunning || rec.state.status.is_active() {
             loop {
                 if done(&rx.borrow_and_update()) {
                     break;
@@ -553,21 +559,27 @@ impl Engine {
             w.error = (!error.is_empty()).then_some(error.clone());
         });
         if auto_remove {
-            let weak = self.me.clone();
-            let c = c.clone();
-            self.spawn(async move {
-                if lock(&c.rt).removing {
-                    return;
-                }
-                if let Some(engine) = weak.upgrade() {
-                    if let Err(e) = engine.remove_container(&c, true).await {
-                        eprintln!("berth: auto-removing container {}: {e}", c.id);
-                    }
-                }
-            });
+            self.auto_remove(c);
         } else if let Some(delay) = delay {
             self.schedule_restart(c, generation, delay);
         }
+    }
+
+    /// `--rm`: removes the container once the current operation lets go of it.
+    fn auto_remove(&self, c: &Arc<Container>) {
+        let weak = self.me.clone();
+        let c = c.clone();
+        self.spawn(async move {
+            if lock(&c.rt).removing {
+                return;
+            }
+            if let Some(engine) = weak.upgrade() {
+                match engine.remove_container(&c, true).await {
+                    Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
+                    Err(e) => eprintln!("berth: auto-removing container {}: {e}", c.id),
+                }
+            }
+        });
     }
 
     fn schedule_restart(&self, c: &Arc<Container>, generation: u64, delay: Duration) {
@@ -598,14 +610,17 @@ impl Engine {
 
     /// Removes what a run leaves on the host: the netns file, the bundle, the cgroup.
     pub(super) async fn cleanup_run(&self, rec: &Record) {
-        if rec.network == NetworkChoice::Own {
-            if let Err(e) = netns_remove(self.netns_path(&rec.id)).await {
-                eprintln!("berth: container {}: {e}", rec.id);
-            }
-        }
+        let netns = (rec.network == NetworkChoice::Own).then(|| self.netns_path(&rec.id));
         let bundle = rec.bundle().to_path_buf();
         let cgroup = rec.spec.cgroup.path.clone();
+        let id = rec.id.clone();
+        // One blocking hop for the three: this sits between an exit and its waiters.
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(path) = netns {
+                if let Err(e) = netns::remove(&path) {
+                    eprintln!("berth: container {id}: {e}");
+                }
+            }
             if let Err(e) = remove_tree(&bundle) {
                 eprintln!("berth: removing {}: {e}", bundle.display());
             }
@@ -875,8 +890,20 @@ fn prepare_bundle(
     let _ = std::fs::remove_file(spec.bundle.join("shim.json"));
     let _ = std::fs::remove_file(rec.state_dir().join("exit.json"));
     let bytes = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
-    write_atomic(&spec.bundle.join("spec.json"), &bytes, 0o600)
-        .map_err(|e| std::io::Error::other(e.to_string()))
+    // Atomic for the shim, but not synced: the run root does not survive a reboot anyway.
+    let tmp = spec.bundle.join(".spec.json.tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&bytes)?;
+    }
+    std::fs::rename(&tmp, spec.bundle.join("spec.json"))
 }
 
 /// remove_dir_all that is fine with a missing directory.

@@ -515,12 +515,6 @@ pub fn validate_name(name: &str) -> Result<String, EngineError> {
     }
 }
 
-/// Field 22 (start time in clock ticks since boot) of `/proc/<pid>/stat`; None if gone.
-pub fn start_ticks(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_field(&stat, 22)?.parse().ok()
-}
-
 /// Field `n` (1-based, as proc(5) numbers them) of a /proc/<pid>/stat line; the comm field
 /// (2) may hold spaces and parentheses, so counting starts after its last `)`.
 pub fn stat_field(stat: &str, n: usize) -> Option<&str> {
@@ -531,9 +525,17 @@ pub fn stat_field(stat: &str, n: usize) -> Option<&str> {
     rest.split_whitespace().nth(n - 3)
 }
 
-/// The process `pid` is alive and is the one that started at `ticks`.
+/// The process `pid` is alive (not a zombie: this machine's init reaps orphans lazily) and
+/// is the one that started at `ticks`.
 pub fn same_process(pid: i32, ticks: u64) -> bool {
-    pid > 0 && start_ticks(pid) == Some(ticks)
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    !matches!(stat_field(&stat, 3), Some("Z" | "X" | "x"))
+        && stat_field(&stat, 22).and_then(|t| t.parse().ok()) == Some(ticks)
 }
 
 /// `<root>/containers`.
@@ -575,7 +577,8 @@ mod tests {
         assert_eq!(stat_field(stat, 4), Some("1"));
         assert_eq!(stat_field(stat, 22), Some("12345"));
         let me = std::process::id() as i32;
-        let t = start_ticks(me).unwrap();
+        let own = fs::read_to_string("/proc/self/stat").unwrap();
+        let t: u64 = stat_field(&own, 22).unwrap().parse().unwrap();
         assert!(same_process(me, t));
         assert!(!same_process(me, t + 1));
     }

@@ -9,12 +9,13 @@ use std::os::unix::fs::MetadataExt;
 
 use nix::sched::CloneFlags;
 
+use super::join::CgroupJoin;
 use super::spec::ContainerSpec;
 use super::sync::{ChildError, ErrorChannel};
 use super::syscalls::{Linux, Syscalls};
 use super::{
-    cgroup, cgroup_error, child_exit, fork, kill_and_reap, process, seccomp_program, security,
-    stdio_of, ContainerStdio, ExecSpec, RuntimeError,
+    cgroup, cgroup_error, child_exit, kill_and_reap, process, seccomp_program, security,
+    spawn_into, stdio_of, ContainerStdio, ExecSpec, RuntimeError,
 };
 
 /// Namespaces in the order nsenter/runc join them; mnt last, since it changes what paths
@@ -80,12 +81,16 @@ pub fn enter(
             joins.push((name, flag, theirs));
         }
     }
+    // Only the exec'd process joins the cgroup (this monitor stays out of the container's
+    // limits); its cgroup files are opened now, while the host's tree is visible.
     let path = &spec.cgroup.path;
-    cgroup::Cgroups::probe()
+    let cg = cgroup::Cgroups::probe()
         .map_err(|e| cgroup_error(path, e))?
-        .open(path)
-        .add(std::process::id() as i32)
-        .map_err(|e| cgroup_error(path, e))?;
+        .open(path);
+    let mut join = CgroupJoin::open(&cg).map_err(|e| RuntimeError::Cgroup {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     let sys = Linux;
     for (name, flag, fd) in &joins {
         sys.setns(fd.as_fd(), *flag).map_err(|e| {
@@ -97,7 +102,7 @@ pub fn enter(
         .map_err(|e| RuntimeError::setup(spec, format!("chdir / in the container: {e}")))?;
 
     let errors = ErrorChannel::new()?;
-    let pid = fork().map_err(|e| {
+    let pid = spawn_into(CloneFlags::empty(), &mut join).map_err(|e| {
         RuntimeError::setup(
             spec,
             format!("fork into the container (has it exited?): {e}"),
@@ -107,6 +112,10 @@ pub fn enter(
         let ErrorChannel { parent, child } = errors;
         drop(parent);
         child_exit(child, |_| {
+            if let Err(e) = join.join_self() {
+                return ChildError::setup(format!("join the container's cgroup: {e}"));
+            }
+            drop(join);
             process::reset_signals();
             let user_spec = if exec.user.is_empty() {
                 &spec.process.user
@@ -138,6 +147,7 @@ pub fn enter(
         });
     }
     drop(stdio);
+    drop(join);
     let ErrorChannel { parent, child } = errors;
     drop(child);
     match ErrorChannel::outcome(parent) {

@@ -9,6 +9,7 @@
 pub mod cgroup;
 mod enter;
 mod init;
+mod join;
 mod process;
 pub mod rootfs;
 pub mod security;
@@ -23,7 +24,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::sched::CloneFlags;
 
 use self::spec::{NetworkNamespace, SeccompSpec};
-use self::sync::{ChildError, ErrorChannel, GoSignal};
+use self::sync::{ChildError, ErrorChannel};
 use self::syscalls::{Linux, Syscalls};
 
 use serde::{Deserialize, Serialize};
@@ -136,12 +137,18 @@ pub fn start_ticks(pid: i32) -> std::io::Result<u64> {
         })
 }
 
-/// clone3 without a new stack: fork semantics into new namespaces. Returns 0 in the child.
-fn clone3(flags: CloneFlags) -> std::io::Result<i32> {
+/// clone3 without a new stack: fork semantics into new namespaces, born into the cgroup v2
+/// directory `cgroup` when given. Returns 0 in the child.
+fn clone3(flags: CloneFlags, cgroup: Option<std::os::fd::RawFd>) -> std::io::Result<i32> {
     // SAFETY: an all-zero clone_args is valid (no pidfd, tid pointers, stack or tls).
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
     args.flags = flags.bits() as u64;
     args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(fd) = cgroup {
+        // 0x200000000 (libc's constant is a deprecated, overflowing c_int).
+        args.flags |= 0x2_0000_0000;
+        args.cgroup = fd as u64;
+    }
     // SAFETY: the struct outlives the call and its size is passed; without CLONE_VM the child
     // gets a copy of our memory, as with fork (the caller is single-threaded).
     let rc = unsafe {
@@ -158,13 +165,23 @@ fn clone3(flags: CloneFlags) -> std::io::Result<i32> {
     }
 }
 
-fn fork() -> std::io::Result<i32> {
-    // SAFETY: only called from a single-threaded process.
-    let rc = unsafe { libc::fork() };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(rc)
+/// clone3 straight into the container's v2 cgroup when there is one (the child then joins
+/// its v1 hierarchies itself, see [`join`]). Returns 0 in the child.
+fn spawn_into(flags: CloneFlags, join: &mut join::CgroupJoin) -> std::io::Result<i32> {
+    let Some(fd) = join.v2_fd() else {
+        return clone3(flags, None);
+    };
+    match clone3(flags, Some(fd)) {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EBUSY)
+            ) =>
+        {
+            join.not_born_in_v2();
+            clone3(flags, None)
+        }
+        r => r,
     }
 }
 
@@ -329,7 +346,6 @@ pub fn start(spec: &ContainerSpec, stdio: ContainerStdio) -> Result<Started, Run
         .map_err(|e| cgroup_error(&spec.cgroup.path, e))?;
     let removal = CgroupRemoval(Some(&cg));
 
-    let go = GoSignal::new()?;
     let errors = ErrorChannel::new()?;
     let ns = &spec.namespaces;
     let mut flags = CloneFlags::CLONE_NEWNS;
@@ -342,49 +358,36 @@ pub fn start(spec: &ContainerSpec, stdio: ContainerStdio) -> Result<Started, Run
             flags |= flag;
         }
     }
-    let pid = clone3(flags)
+    let mut join = join::CgroupJoin::open(&cg).map_err(|e| RuntimeError::Cgroup {
+        path: spec.cgroup.path.clone(),
+        message: e.to_string(),
+    })?;
+    let pid = spawn_into(flags, &mut join)
         .map_err(|e| RuntimeError::setup(spec, format!("clone3 into new namespaces: {e}")))?;
     if pid == 0 {
-        let GoSignal { parent, child } = go;
-        drop(parent);
         let ErrorChannel {
             parent,
             child: error_end,
         } = errors;
         drop(parent);
-        if !GoSignal::wait(child) {
-            // SAFETY: the parent gave up; leave without touching anything.
-            unsafe { libc::_exit(128) }
-        }
         child_exit(error_end, |end| {
+            // First, before anything is charged to the wrong cgroup.
+            if let Err(e) = join.join_self() {
+                return ChildError::setup(format!("join the container's cgroup: {e}"));
+            }
+            drop(join);
             container_init(spec, netns, &cgroup_mounts, seccomp.as_ref(), stdio, end)
         });
     }
     drop(stdio);
     drop(netns);
-    let GoSignal {
-        parent: go_end,
-        child,
-    } = go;
-    drop(child);
+    drop(join);
     let ErrorChannel {
         parent: error_end,
         child,
     } = errors;
     drop(child);
 
-    if let Err(e) = cg.add(pid) {
-        drop(go_end);
-        kill_and_reap(pid);
-        return Err(cgroup_error(&spec.cgroup.path, e));
-    }
-    if let Err(e) = GoSignal::release(go_end) {
-        kill_and_reap(pid);
-        return Err(RuntimeError::setup(
-            spec,
-            format!("release the container's init: {e}"),
-        ));
-    }
     match ErrorChannel::outcome(error_end) {
         Ok(None) => {}
         Ok(Some(err)) => {

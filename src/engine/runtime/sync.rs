@@ -1,13 +1,10 @@
-//! The parent ↔ child channels of container setup, as message types with intent-named
-//! senders (never raw bytes passed around):
-//! - [`GoSignal`]: the parent releases the child once it is in its cgroup (one byte; EOF
-//!   means the parent gave up and the child must exit without doing anything).
-//! - [`ErrorChannel`]: the child reports why setup or exec failed; both ends are CLOEXEC, so
-//!   EOF without a report means the user's process has exec'd.
+//! The child → parent channel of container setup, as a message type with intent-named
+//! senders (never raw bytes passed around): [`ErrorChannel`] carries why setup or exec
+//! failed; both ends are CLOEXEC, so EOF without a report means the user's process has
+//! exec'd. (No parent → child channel is needed: the child joins its cgroup itself.)
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
 
 use nix::fcntl::OFlag;
 use serde::{Deserialize, Serialize};
@@ -50,37 +47,6 @@ fn pipe() -> io::Result<(File, File)> {
     Ok((File::from(r), File::from(w)))
 }
 
-/// Parent → child: "you are in your cgroup, go on".
-pub struct GoSignal {
-    pub parent: File,
-    pub child: File,
-}
-
-impl GoSignal {
-    pub fn new() -> io::Result<GoSignal> {
-        let (child, parent) = pipe()?;
-        Ok(GoSignal { parent, child })
-    }
-
-    /// Parent side.
-    pub fn release(mut parent: File) -> io::Result<()> {
-        parent.write_all(b"G")
-    }
-
-    /// Child side: blocks until released; false when the parent closed without releasing.
-    pub fn wait(mut child: File) -> bool {
-        let mut b = [0u8; 1];
-        loop {
-            match child.read(&mut b) {
-                Ok(1) => return b[0] == b'G',
-                Ok(_) => return false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return false,
-            }
-        }
-    }
-}
-
 /// Child → parent: a [`ChildError`] as one JSON document, or nothing at all.
 pub struct ErrorChannel {
     pub parent: File,
@@ -114,9 +80,4 @@ impl ErrorChannel {
             ))
         })))
     }
-}
-
-/// Takes ownership of a raw descriptor as a File.
-pub fn file(fd: OwnedFd) -> File {
-    File::from(fd)
 }

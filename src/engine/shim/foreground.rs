@@ -10,7 +10,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::engine::image::fsutil::write_atomic;
 use crate::engine::runtime::spec::{ContainerSpec, ShimState};
 use crate::engine::runtime::{self, ContainerStdio, ExecSpec, RuntimeError};
 
@@ -294,6 +293,14 @@ fn runtime_exit_code(status: libc::c_int) -> i32 {
     }
 }
 
+/// Atomic for readers (temp + rename) but not fsync'd: shim.json describes live processes,
+/// so surviving a crash of the machine is worthless, and an fsync costs 3–12 ms here.
+fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -330,7 +337,7 @@ fn run(bundle: &Path) -> Result<i32, Failure> {
     };
     let written = serde_json::to_vec(&state)
         .map_err(io::Error::other)
-        .and_then(|b| write_atomic(&shim_json, &b, 0o600).map_err(io::Error::other));
+        .and_then(|b| write_replace(&shim_json, &b));
     forward_signals_to(pid);
     if let Err(e) = written {
         eprintln!("berth shim run: write {}: {e}", shim_json.display());

@@ -202,10 +202,7 @@ impl LogWriter {
         };
         if spec.driver != "none" {
             let file = open_log(&w.path)?;
-            w.size = file
-                .metadata()
-                .map_err(log_err("stat", &w.path))?
-                .len();
+            w.size = file.metadata().map_err(log_err("stat", &w.path))?.len();
             w.file = Some(file);
         }
         Ok(w)
@@ -425,12 +422,21 @@ mod tests {
             format_unix(1_735_787_045, 123_456_789),
             "2025-01-02T03:04:05.123456789Z"
         );
-        assert_eq!(format_unix(1_735_787_045, 120_000_000), "2025-01-02T03:04:05.12Z");
-        assert_eq!(format_unix(1_735_787_045, 100), "2025-01-02T03:04:05.0000001Z");
+        assert_eq!(
+            format_unix(1_735_787_045, 120_000_000),
+            "2025-01-02T03:04:05.12Z"
+        );
+        assert_eq!(
+            format_unix(1_735_787_045, 100),
+            "2025-01-02T03:04:05.0000001Z"
+        );
         assert_eq!(format_unix(1_735_787_045, 0), "2025-01-02T03:04:05Z");
         assert_eq!(format_unix(0, 0), "1970-01-01T00:00:00Z");
         // Leap day, end of a leap year, a century that is not a leap year.
-        assert_eq!(format_unix(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(
+            format_unix(951_782_400, 5),
+            "2000-02-29T00:00:00.000000005Z"
+        );
         assert_eq!(format_unix(1_735_689_599, 0), "2024-12-31T23:59:59Z");
         assert_eq!(format_unix(4_107_542_400, 0), "2100-03-01T00:00:00Z");
         let t = UNIX_EPOCH + Duration::new(1_735_787_045, 500_000_000);
@@ -460,8 +466,14 @@ mod tests {
             String::from_utf8(v).unwrap()
         };
         assert_eq!(esc(b"a\"b\\c"), r#""a\"b\\c""#);
-        assert_eq!(esc(b"<a href='x'>&</a>"), r#""\u003ca href='x'\u003e\u0026\u003c/a\u003e""#);
-        assert_eq!(esc(b"\t\r\n\x00\x1b\x7f"), "\"\\u0009\\r\\n\\u0000\\u001b\x7f\"");
+        assert_eq!(
+            esc(b"<a href='x'>&</a>"),
+            r#""\u003ca href='x'\u003e\u0026\u003c/a\u003e""#
+        );
+        assert_eq!(
+            esc(b"\t\r\n\x00\x1b\x7f"),
+            "\"\\u0009\\r\\n\\u0000\\u001b\x7f\""
+        );
         assert_eq!(esc("é€😀\u{fffd}".as_bytes()), "\"é€😀\u{fffd}\"");
         assert_eq!(esc("a\u{2028}b\u{2029}".as_bytes()), r#""a\u2028b\u2029""#);
         // Invalid UTF-8: one \ufffd per byte that does not start a valid sequence (Go's
@@ -530,8 +542,12 @@ mod tests {
 
     fn write_n(w: &mut LogWriter, from: usize, to: usize) {
         for i in from..to {
-            w.write_entry(LogStream::Stdout, format!("line {i:03}\n").as_bytes(), "2025-01-01T00:00:00Z")
-                .unwrap();
+            w.write_entry(
+                LogStream::Stdout,
+                format!("line {i:03}\n").as_bytes(),
+                "2025-01-01T00:00:00Z",
+            )
+            .unwrap();
         }
     }
 
@@ -550,14 +566,23 @@ mod tests {
                 .collect()
         };
         assert_eq!(read(spec.path.clone()), ["line 018", "line 019"]);
-        assert_eq!(read(rotated_path(&spec.path, 1)), ["line 015", "line 016", "line 017"]);
-        assert_eq!(read(rotated_path(&spec.path, 2)), ["line 012", "line 013", "line 014"]);
+        assert_eq!(
+            read(rotated_path(&spec.path, 1)),
+            ["line 015", "line 016", "line 017"]
+        );
+        assert_eq!(
+            read(rotated_path(&spec.path, 2)),
+            ["line 012", "line 013", "line 014"]
+        );
         assert!(!rotated_path(&spec.path, 3).exists());
         // Reopening appends and keeps counting the existing size.
         let mut w = LogWriter::open(&spec).unwrap();
         write_n(&mut w, 20, 22);
         assert_eq!(read(spec.path.clone()), ["line 021"]);
-        assert_eq!(read(rotated_path(&spec.path, 1)), ["line 018", "line 019", "line 020"]);
+        assert_eq!(
+            read(rotated_path(&spec.path, 1)),
+            ["line 018", "line 019", "line 020"]
+        );
     }
 
     #[test]

@@ -199,7 +199,11 @@ pub fn read_logs<F: FnMut(LogEntry) -> bool>(
     // Oldest first; the current file last, up to its last complete line.
     files.reverse();
     if let Some(f) = &current {
-        files.push((path.to_path_buf(), f.try_clone().map_err(io_err("open", path))?, end));
+        files.push((
+            path.to_path_buf(),
+            f.try_clone().map_err(io_err("open", path))?,
+            end,
+        ));
     }
 
     let stopped = match opts.tail {
@@ -524,7 +528,12 @@ mod tests {
 
     fn names(v: &[LogEntry]) -> Vec<String> {
         v.iter()
-            .map(|e| String::from_utf8(e.log.clone()).unwrap().trim_end().to_string())
+            .map(|e| {
+                String::from_utf8(e.log.clone())
+                    .unwrap()
+                    .trim_end()
+                    .to_string()
+            })
             .collect()
     }
 
@@ -618,7 +627,10 @@ mod tests {
             tail: Some(1),
             ..Default::default()
         };
-        assert_eq!(read_all(&path, &tail).unwrap()[0].time, "2025-01-02T03:04:06Z");
+        assert_eq!(
+            read_all(&path, &tail).unwrap()[0].time,
+            "2025-01-02T03:04:06Z"
+        );
     }
 
     #[test]

@@ -4,6 +4,21 @@
 //! serves stdin on `attach.sock`, reaps pid 1 and records `exit.json`.
 //!
 //! Both ends of the daemon ↔ shim protocol live here: [`launch`] is what the daemon calls.
+//!
+//! The contract, on disk and on sockets:
+//! - in: `<bundle>/spec.json` ([`ContainerSpec`](crate::engine::runtime::spec::ContainerSpec));
+//! - the report: one [`ShimReport`] JSON line on the shim's stdout, then stdout closes;
+//! - `<bundle>/shim.json` ([`ShimState`]) once the container runs: how a later daemon finds the
+//!   shim and pid 1 again (pids checked against their start ticks);
+//! - `<bundle>/shim.log`: the shim's stderr (startup failures, late warnings);
+//! - `<bundle>/attach.sock` (0600) while the container runs: bytes a client writes go to the
+//!   container's stdin (or pty) when it has one (`open_stdin`); a client's EOF closes that stdin
+//!   when `stdin_once`. Clients are closed at once when there is no stdin to feed. Output is not
+//!   sent back: attach follows the log ([`logread`]).
+//! - SIGTERM / SIGINT to the shim are forwarded to pid 1;
+//! - `<state_dir>/exit.json` ([`ExitState`](crate::engine::runtime::spec::ExitState)) last,
+//!   after the log is complete and the cgroup removed; then `attach.sock` goes and the shim
+//!   exits.
 
 mod foreground;
 pub mod logfile;
@@ -184,8 +199,7 @@ pub fn start_fast_path() -> Option<std::process::ExitCode> {
     ) else {
         return None;
     };
-    (a == "shim" && b == "start" && c == "--bundle")
-        .then(|| main_start(Path::new(&bundle)))
+    (a == "shim" && b == "start" && c == "--bundle").then(|| main_start(Path::new(&bundle)))
 }
 
 /// `berth shim start --bundle B`: double-fork, start the container, report, monitor.

@@ -47,6 +47,7 @@ pub(super) fn run(bundle: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (state_dir, id) = (spec.state_dir.clone(), spec.id.clone());
     match Monitor::start(bundle, spec) {
         Ok(mut m) => {
             report(&ShimReport::Started(m.state.clone()));
@@ -55,7 +56,7 @@ pub(super) fn run(bundle: &Path) -> ExitCode {
             m.finish();
             ExitCode::SUCCESS
         }
-        Err((spec, failure)) => {
+        Err(failure) => {
             let exit = ExitState {
                 exit_code: failure.exit_code,
                 oom_killed: false,
@@ -63,7 +64,7 @@ pub(super) fn run(bundle: &Path) -> ExitCode {
                 finished_at: rfc3339_nano(SystemTime::now()),
                 error: Some(failure.message.clone()),
             };
-            write_exit(&spec, &exit);
+            write_exit(&state_dir, &id, &exit);
             report(&ShimReport::Failed {
                 message: failure.message,
                 exit_code: failure.exit_code,
@@ -99,13 +100,13 @@ fn detach_stdio() {
     }
 }
 
-fn write_exit(spec: &ContainerSpec, exit: &ExitState) {
-    let path = spec.state_dir.join("exit.json");
+fn write_exit(state_dir: &Path, id: &str, exit: &ExitState) {
+    let path = state_dir.join("exit.json");
     let res = serde_json::to_vec_pretty(exit)
         .map_err(|e| e.to_string())
         .and_then(|b| write_atomic(&path, &b, 0o644).map_err(|e| e.to_string()));
     if let Err(e) = res {
-        eprintln!("berth shim {}: cannot record the exit: {e}", short(&spec.id));
+        eprintln!("berth shim {}: cannot record the exit: {e}", short(id));
     }
 }
 
@@ -277,44 +278,41 @@ struct Monitor {
 
 impl Monitor {
     /// Everything up to a running container; on failure nothing is left behind but the
-    /// returned reason (the spec is handed back to record it).
-    fn start(bundle: &Path, spec: ContainerSpec) -> Result<Monitor, (ContainerSpec, Failure)> {
+    /// returned reason.
+    fn start(bundle: &Path, spec: ContainerSpec) -> Result<Monitor, Failure> {
         let log = match LogWriter::open(&spec.log) {
             Ok(log) => log,
-            Err(e) => return Err((spec, Failure::setup(e.to_string()))),
+            Err(e) => return Err(Failure::setup(e.to_string())),
         };
         let attach_path = bundle.join("attach.sock");
         let listener = match bind_attach(&attach_path) {
             Ok(l) => l,
             Err(e) => {
                 let msg = format!("cannot listen on {}: {e}", attach_path.display());
-                return Err((spec, Failure::setup(msg)));
+                return Err(Failure::setup(msg));
             }
         };
-        let fail = |spec: ContainerSpec, f: Failure| -> Result<Monitor, (ContainerSpec, Failure)> {
+        let fail = |f: Failure| {
             let _ = fs::remove_file(&attach_path);
-            Err((spec, f))
+            Err(f)
         };
         let (container_stdio, ours) = match make_stdio(&spec) {
             Ok(s) => s,
-            Err(e) => return fail(spec, Failure::setup(format!("container stdio: {e}"))),
+            Err(e) => return fail(Failure::setup(format!("container stdio: {e}"))),
+        };
+        // From here on the shim must not die of a stray signal, and must hear about pid 1's
+        // exit. (The runtime resets the mask and dispositions in the container.)
+        let signals = match setup_signals() {
+            Ok(s) => s,
+            Err(e) => return fail(Failure::setup(format!("shim signals: {e}"))),
         };
         let started = match runtime::start(&spec, container_stdio) {
             Ok(s) => s,
-            Err(e) => return fail(spec, e.into()),
+            Err(e) => return fail(e.into()),
         };
         let started_at = rfc3339_nano(SystemTime::now());
         let init = Pid::from_raw(started.init_pid);
 
-        // The container runs: from here on the shim must not die of a stray signal, and must
-        // hear about pid 1's exit. (Set only now so the container does not inherit them.)
-        let signals = match setup_signals() {
-            Ok(s) => s,
-            Err(e) => {
-                let f = abort(&spec, init, Failure::setup(format!("shim signals: {e}")));
-                return fail(spec, f);
-            }
-        };
         let state = ShimState {
             shim_pid: std::process::id() as i32,
             init_pid: started.init_pid,
@@ -329,7 +327,7 @@ impl Monitor {
         if let Err(e) = written {
             let f = Failure::setup(format!("cannot record the shim state: {e}"));
             let f = abort(&spec, init, f);
-            return fail(spec, f);
+            return fail(f);
         }
         let mut m = Monitor {
             spec,
@@ -490,7 +488,12 @@ impl Monitor {
                 self.flush_stdin();
                 true
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
                 true
             }
             Err(_) => false,
@@ -551,10 +554,8 @@ impl Monitor {
             match self.signals.read_signal() {
                 Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => self.reap(),
-                    Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) => {
-                        if self.exit_code.is_none() {
-                            let _ = kill(Pid::from_raw(self.state.init_pid), sig);
-                        }
+                    Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) if self.exit_code.is_none() => {
+                        let _ = kill(Pid::from_raw(self.state.init_pid), sig);
                     }
                     _ => {}
                 },
@@ -603,7 +604,7 @@ impl Monitor {
             error: None,
         };
         // The cgroup is gone before exit.json appears: a restart may reuse it at once.
-        write_exit(&self.spec, &exit);
+        write_exit(&self.spec.state_dir, &self.spec.id, &exit);
         let _ = fs::remove_file(&self.attach_path);
     }
 
