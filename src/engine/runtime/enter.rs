@@ -14,8 +14,8 @@ use super::spec::ContainerSpec;
 use super::sync::{ChildError, ErrorChannel};
 use super::syscalls::{Linux, Syscalls};
 use super::{
-    cgroup, cgroup_error, child_exit, kill_and_reap, process, seccomp_program, security,
-    spawn_into, stdio_of, ContainerStdio, ExecSpec, RuntimeError,
+    cgroup, cgroup_error, child_exit, ensure_single_threaded, kill_and_reap, process,
+    seccomp_program, security, spawn_into, stdio_of, ContainerStdio, ExecSpec, RuntimeError,
 };
 
 /// Namespaces in the order nsenter/runc join them; mnt last, since it changes what paths
@@ -51,6 +51,7 @@ pub fn enter(
     exec: &ExecSpec,
     stdio: ContainerStdio,
 ) -> Result<i32, RuntimeError> {
+    ensure_single_threaded(spec)?;
     let caps = if exec.privileged {
         security::resolve_capabilities(true, &[], &[])
             .map_err(|e| RuntimeError::setup(spec, e.to_string()))?
@@ -58,7 +59,8 @@ pub fn enter(
         spec.process.capabilities.clone()
     };
     let seccomp = seccomp_program(spec, &caps)?;
-    let stdio = stdio_of(stdio)?;
+    let stdio = stdio_of(stdio)
+        .map_err(|e| RuntimeError::setup(spec, format!("open /dev/null for stdin: {e}")))?;
     let gone = |e: std::io::Error| {
         RuntimeError::setup(
             spec,
@@ -101,7 +103,8 @@ pub fn enter(
     sys.chdir(std::path::Path::new("/"))
         .map_err(|e| RuntimeError::setup(spec, format!("chdir / in the container: {e}")))?;
 
-    let errors = ErrorChannel::new()?;
+    let errors = ErrorChannel::new()
+        .map_err(|e| RuntimeError::setup(spec, format!("create the error pipe: {e}")))?;
     let pid = spawn_into(CloneFlags::empty(), &mut join).map_err(|e| {
         RuntimeError::setup(
             spec,
@@ -154,12 +157,7 @@ pub fn enter(
         Ok(None) => Ok(pid),
         Ok(Some(err)) => {
             kill_and_reap(pid);
-            Err(match err {
-                ChildError::Setup { message } => RuntimeError::setup(spec, message),
-                ChildError::Exec { message, exit_code } => {
-                    RuntimeError::Exec { message, exit_code }
-                }
-            })
+            Err(RuntimeError::from_child(spec, err))
         }
         Err(e) => {
             kill_and_reap(pid);

@@ -121,6 +121,11 @@ fn seccomp_program(
     }
 }
 
+/// A wait status in Docker's convention: the exit status, or 128 + the killing signal.
+pub fn exit_code(status: libc::c_int) -> i32 {
+    init::exit_code(status)
+}
+
 /// Field 22 (starttime, clock ticks after boot) of /proc/<pid>/stat.
 pub fn start_ticks(pid: i32) -> std::io::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -326,11 +331,35 @@ fn stdio_of(stdio: ContainerStdio) -> std::io::Result<process::Stdio> {
     })
 }
 
+/// Forking a multi-threaded process leaves the child with locks held by threads that no
+/// longer exist: refuse (the daemon must re-exec `berth shim`).
+fn ensure_single_threaded(spec: &ContainerSpec) -> Result<(), RuntimeError> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| RuntimeError::setup(spec, format!("read /proc/self/status: {e}")))?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .unwrap_or(1);
+    if threads > 1 {
+        return Err(RuntimeError::setup(
+            spec,
+            format!(
+                "the runtime forks and must run in a single-threaded process (this one has \
+                 {threads} threads): run it through `berth shim`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates the container's cgroup, clones its pid 1 into fresh namespaces, sets it up and
 /// waits until the user's process has exec'd (or reports why it could not).
 pub fn start(spec: &ContainerSpec, stdio: ContainerStdio) -> Result<Started, RuntimeError> {
+    ensure_single_threaded(spec)?;
     let seccomp = seccomp_program(spec, &spec.process.capabilities)?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::setup(spec, format!("read /proc/self/mountinfo: {e}")))?;
     let cgroup_mounts = rootfs::cgroup_mounts(&mountinfo);
     // Opened before anything moves, so a later change of the path cannot redirect us.
     let netns = match &spec.namespaces.network {
@@ -339,14 +368,16 @@ pub fn start(spec: &ContainerSpec, stdio: ContainerStdio) -> Result<Started, Run
         })?),
         NetworkNamespace::Host => None,
     };
-    let stdio = stdio_of(stdio)?;
+    let stdio = stdio_of(stdio)
+        .map_err(|e| RuntimeError::setup(spec, format!("open /dev/null for stdin: {e}")))?;
     let cgroups = cgroup::Cgroups::probe().map_err(|e| cgroup_error(&spec.cgroup.path, e))?;
     let cg = cgroups
         .create(&spec.cgroup, spec.privileged)
         .map_err(|e| cgroup_error(&spec.cgroup.path, e))?;
     let removal = CgroupRemoval(Some(&cg));
 
-    let errors = ErrorChannel::new()?;
+    let errors = ErrorChannel::new()
+        .map_err(|e| RuntimeError::setup(spec, format!("create the error pipe: {e}")))?;
     let ns = &spec.namespaces;
     let mut flags = CloneFlags::CLONE_NEWNS;
     for (host, flag) in [

@@ -62,9 +62,29 @@ pub fn apply_sysctls(spec: &ContainerSpec) -> Result<(), ChildError> {
     Ok(())
 }
 
+/// A file of the image that must be a regular file: a FIFO or device planted there must not
+/// block (or feed) the container's setup.
+fn read_regular(path: &str) -> io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    let mut s = String::new();
+    f.read_to_string(&mut s)?;
+    Ok(s)
+}
+
 /// Resolves the user in the container's /etc/passwd and /etc/group (after pivot_root).
 pub fn resolve_user(user_spec: &str, additional: &[String]) -> Result<ExecUser, ChildError> {
-    let read = |p: &str| match std::fs::read_to_string(p) {
+    let read = |p: &str| match read_regular(p) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ChildError::exec(format!("read {p}: {e}"), 128)),
@@ -362,6 +382,9 @@ fn exec_inner(plan: Plan<'_>, stdio: Stdio) -> Result<std::convert::Infallible, 
     reset_signals();
     // SAFETY: plain syscalls.
     unsafe {
+        // A shim may run with THP disabled (MIMALLOC_ALLOW_THP=0 keeps its footprint small);
+        // the flag is inherited across exec, and the container gets the host's policy.
+        libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
         libc::umask(0o022);
         // Nothing of ours may leak into the container: everything above 2 closes on exec.
         libc::syscall(

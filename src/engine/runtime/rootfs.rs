@@ -13,6 +13,31 @@ use super::spec::{ContainerSpec, MountKind, MountSpec, NetworkNamespace};
 use super::sync::ChildError;
 use super::syscalls::{Create, FileKind, Syscalls, Target};
 
+/// Docker's default masked paths (moby's `oci.DefaultSpec`), for non-privileged containers.
+pub const DOCKER_MASKED_PATHS: [&str; 12] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's default read-only paths, for non-privileged containers.
+pub const DOCKER_READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 /// mount(2) copies at most one page of option data.
 const MOUNT_DATA_MAX: usize = 4095;
 
@@ -292,15 +317,27 @@ fn mount_dev(sys: &dyn Syscalls, spec: &ContainerSpec, root: &Path) -> Result<()
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
     let shm = resolve(sys, root, "/dev/shm", Create::Dir)?;
-    let shm_data = format!("mode=1777,size={}", spec.shm_size);
-    mount_at(
-        sys,
-        &shm,
-        Some(Path::new("shm")),
-        Some("tmpfs"),
-        NOSUID_NOEXEC_NODEV,
-        Some(&shm_data),
-    )?;
+    if spec.namespaces.ipc_host {
+        // Sharing the host's IPC means its POSIX shared memory too (Docker's `ipc: host`).
+        mount_at(
+            sys,
+            &shm,
+            Some(Path::new("/dev/shm")),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+    } else {
+        let shm_data = format!("mode=1777,size={}", spec.shm_size);
+        mount_at(
+            sys,
+            &shm,
+            Some(Path::new("shm")),
+            Some("tmpfs"),
+            NOSUID_NOEXEC_NODEV,
+            Some(&shm_data),
+        )?;
+    }
     let mq = resolve(sys, root, "/dev/mqueue", Create::Dir)?;
     mount_at(
         sys,

@@ -274,22 +274,12 @@ fn wait_exit_code(pid: i32) -> Result<i32, Failure> {
         // SAFETY: waiting for our own child.
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
         if r == pid {
-            return Ok(runtime_exit_code(status));
+            return Ok(runtime::exit_code(status));
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(Failure::new(format!("waitpid {pid}: {e}")));
         }
-    }
-}
-
-fn runtime_exit_code(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        128
     }
 }
 
