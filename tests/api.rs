@@ -98,7 +98,11 @@ fn ping_version_info_and_the_wire_basics() {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .unwrap_or(0)
     };
-    eprintln!("idle daemon: Pss {} kB, AnonHugePages {} kB", kb("Pss:"), kb("AnonHugePages:"));
+    eprintln!(
+        "idle daemon: Pss {} kB, AnonHugePages {} kB",
+        kb("Pss:"),
+        kb("AnonHugePages:")
+    );
     assert_eq!(kb("AnonHugePages:"), 0);
 
     let head = d.raw("HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -646,9 +650,11 @@ fn pull_streams_docker_progress_then_digest_and_status() {
     let mut d = Daemon::new();
     let rt = rt();
     {
-        let publisher = ImageService::open(&d.dir.path().join("pub"), RegistryConfig::default())
-            .unwrap();
-        let tar = TestImage::busybox().tag("busybox:latest").docker_archive_tar();
+        let publisher =
+            ImageService::open(&d.dir.path().join("pub"), RegistryConfig::default()).unwrap();
+        let tar = TestImage::busybox()
+            .tag("busybox:latest")
+            .docker_archive_tar();
         publisher.load(&tar[..]).unwrap();
         publisher.tag("busybox", &target).unwrap();
         rt.block_on(publisher.push(&Reference::parse(&target).unwrap(), &Quiet))
@@ -678,7 +684,10 @@ fn pull_streams_docker_progress_then_digest_and_status() {
             pos("Digest: sha256:").expect("Digest"),
             pos("Status: ").expect("Status"),
         );
-        assert!(fs < done && done < digest && digest < status, "{statuses:?}");
+        assert!(
+            fs < done && done < digest && digest < status,
+            "{statuses:?}"
+        );
         assert_eq!(status, statuses.len() - 1);
         assert_eq!(
             statuses[status],

@@ -240,9 +240,21 @@ fn docker_run_attached_with_stdin_and_pull_rmi() {
     // docker run: create, attach (hijacked), wait, start; the exit code comes back.
     let out = run(
         &d,
-        &["run", "--rm", "busybox", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 4"],
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo to-stdout; echo to-stderr >&2; exit 4",
+        ],
     );
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "to-stdout\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "to-stderr\n");
     let mut child = docker(&d, &["run", "-i", "--rm", "busybox", "cat"])
@@ -251,11 +263,23 @@ fn docker_run_attached_with_stdin_and_pull_rmi() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"through run -i\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through run -i\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through run -i\n");
-    assert!(!ok(&d, &["ps", "-a"]).contains("busybox"), "--rm removed them");
+    assert!(
+        !ok(&d, &["ps", "-a"]).contains("busybox"),
+        "--rm removed them"
+    );
 
     // docker pull from a loopback registry, then docker rmi.
     let registry = TestRegistry::start().unwrap();
@@ -263,7 +287,11 @@ fn docker_run_attached_with_stdin_and_pull_rmi() {
     let publisher =
         ImageService::open(&d.dir.path().join("pub"), RegistryConfig::default()).unwrap();
     publisher
-        .load(&TestImage::busybox().tag("busybox:latest").docker_archive_tar()[..])
+        .load(
+            &TestImage::busybox()
+                .tag("busybox:latest")
+                .docker_archive_tar()[..],
+        )
         .unwrap();
     publisher.tag("busybox", &target).unwrap();
     api_support::rt()
@@ -287,7 +315,10 @@ fn docker_run_attached_with_stdin_and_pull_rmi() {
         String::from_utf8_lossy(&missing.stderr)
     );
     let removed = ok(&d, &["rmi", &target]);
-    assert!(removed.contains(&format!("Untagged: {target}")), "{removed}");
+    assert!(
+        removed.contains(&format!("Untagged: {target}")),
+        "{removed}"
+    );
     let images = ok(&d, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(!images.contains(&target), "{images}");
 }
