@@ -19,24 +19,6 @@ use berth::engine::shim::{launch, ShimError};
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
-/// Docker's default capability set.
-const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 /// A root and run root with busybox loaded; dropped after its containers.
 struct Fixture {
     root: tempfile::TempDir,
@@ -98,7 +80,7 @@ impl Fixture {
                 tty: false,
                 open_stdin: false,
                 stdin_once: false,
-                capabilities: DEFAULT_CAPS.iter().map(|s| s.to_string()).collect(),
+                capabilities: berth::engine::runtime::security::default_capabilities(),
                 no_new_privileges: false,
                 seccomp: SeccompSpec::Default,
                 rlimits: vec![],
