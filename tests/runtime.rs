@@ -649,19 +649,6 @@ fn the_runtime_refuses_a_multi_threaded_caller() {
 }
 
 #[test]
-fn a_shim_without_thp_does_not_pass_that_on() {
-    let c = Ctr::new(&["grep", "THP_enabled", "/proc/self/status"]);
-    let out = c
-        .command()
-        .env("MIMALLOC_ALLOW_THP", "0")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("THP_enabled:\t1"), "{text}");
-}
-
-#[test]
 fn stdin_is_passed_through() {
     let c = Ctr::new(&["sh", "-c", "read line; echo got:$line"]);
     let mut child = c
@@ -867,40 +854,32 @@ fn children_cpu() -> Duration {
 
 /// `BERTH_TEST_BIN=<release berth> cargo test --test runtime bench_ -- --ignored --nocapture`:
 /// wall time of `berth shim run` of /bin/true in busybox (median of 21 runs), and the CPU
-/// time of the shim and the container per run; plain, and with the shim's allocator env.
+/// time of the shim and the container per run.
 #[test]
 #[ignore]
 fn bench_shim_run_true() {
     let c = Ctr::new(&["/bin/true"]);
     c.write_spec();
-    let env: &[(&str, &str)] = &[
-        ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
-        ("MIMALLOC_ARENA_RESERVE", "4MiB"),
-        ("MIMALLOC_PURGE_DELAY", "0"),
-    ];
-    for (label, env) in [("plain", &[][..]), ("shim allocator env", env)] {
-        let mut times = Vec::new();
-        let cpu0 = children_cpu();
-        for _ in 0..21 {
-            let t = Instant::now();
-            let status = Command::new(berth())
-                .args(["shim", "run", "--bundle"])
-                .arg(&c.spec.bundle)
-                .envs(env.iter().copied())
-                .status()
-                .unwrap();
-            times.push(t.elapsed());
-            assert!(status.success());
-        }
-        let cpu = (children_cpu() - cpu0) / 21;
-        times.sort();
-        eprintln!(
-            "berth shim run /bin/true ({label}): median {:?}, min {:?}, max {:?}; CPU {:?} per run",
-            times[times.len() / 2],
-            times[0],
-            times[times.len() - 1],
-            cpu
-        );
+    let mut times = Vec::new();
+    let cpu0 = children_cpu();
+    for _ in 0..21 {
+        let t = Instant::now();
+        let status = Command::new(berth())
+            .args(["shim", "run", "--bundle"])
+            .arg(&c.spec.bundle)
+            .status()
+            .unwrap();
+        times.push(t.elapsed());
+        assert!(status.success());
     }
+    let cpu = (children_cpu() - cpu0) / 21;
+    times.sort();
+    eprintln!(
+        "berth shim run /bin/true: median {:?}, min {:?}, max {:?}; CPU {:?} per run",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1],
+        cpu
+    );
     c.assert_gone();
 }

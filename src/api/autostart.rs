@@ -152,8 +152,6 @@ fn spawn_daemon(target: &Target) -> Result<std::process::Child, ClientError> {
         .arg(absolute(&target.socket))
         .args(&target.daemon_args)
         .arg("daemon")
-        // Saves the daemon re-exec'ing itself for them.
-        .envs(crate::engine::shim::SHIM_ALLOCATOR_ENV.iter().copied())
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log)

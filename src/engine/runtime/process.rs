@@ -382,9 +382,6 @@ fn exec_inner(plan: Plan<'_>, stdio: Stdio) -> Result<std::convert::Infallible, 
     reset_signals();
     // SAFETY: plain syscalls.
     unsafe {
-        // A shim may run with THP disabled (MIMALLOC_ALLOW_THP=0 keeps its footprint small);
-        // the flag is inherited across exec, and the container gets the host's policy.
-        libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
         libc::umask(0o022);
         // Nothing of ours may leak into the container: everything above 2 closes on exec.
         libc::syscall(

@@ -67,17 +67,6 @@ pub fn launch(exe: &Path, bundle: &Path) -> Result<ShimState, ShimError> {
     launch_with_timeout(exe, bundle, REPORT_TIMEOUT)
 }
 
-/// mimalloc settings for the shim, read by the allocator before `main`. By default mimalloc
-/// commits a 1 GiB arena with MADV_HUGEPAGE, so its first allocations fault in 2 MiB huge
-/// pages (6 MB per shim here). These keep the shim's heap to the 4 KiB pages it touches
-/// (allocating little, it needs no big arena) without `MIMALLOC_ALLOW_THP=0`, whose
-/// `PR_SET_THP_DISABLE` the container would inherit.
-pub const SHIM_ALLOCATOR_ENV: &[(&str, &str)] = &[
-    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
-    ("MIMALLOC_ARENA_RESERVE", "4MiB"),
-    ("MIMALLOC_PURGE_DELAY", "0"),
-];
-
 /// How long a shim may take to start its container and report.
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -102,7 +91,6 @@ pub fn launch_with_timeout(
     let mut child = Command::new(exe)
         .args(["shim", "start", "--bundle"])
         .arg(bundle)
-        .envs(SHIM_ALLOCATOR_ENV.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
