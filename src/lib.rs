@@ -9,4 +9,5 @@ pub mod compose;
 pub mod engine;
 pub mod net;
 pub mod scheduler;
+pub mod trim;
 pub mod volumes;

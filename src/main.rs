@@ -70,8 +70,7 @@ extern "C" fn choose_allocator(argc: c_int, argv: *const *const c_char, _: *cons
             (!p.is_null()).then(|| CStr::from_ptr(p).to_bytes())
         }
     };
-    let system =
-        arg(1) == Some(b"shim".as_slice()) || (1..argc).any(|i| arg(i) == Some(b"daemon"));
+    let system = arg(1) == Some(b"shim".as_slice()) || (1..argc).any(|i| arg(i) == Some(b"daemon"));
     SYSTEM_MALLOC.store(system, Ordering::Relaxed);
 }
 

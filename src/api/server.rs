@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -166,6 +167,51 @@ fn daemon_id(root: &Path) -> String {
     )
 }
 
+/// API connections open now, and a counter bumped whenever one opens or closes.
+#[derive(Default)]
+struct Activity {
+    open: AtomicUsize,
+    changes: AtomicU64,
+}
+
+/// Marks one connection as open for its lifetime.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(activity: &Arc<Activity>) -> Self {
+        activity.open.fetch_add(1, Ordering::Relaxed);
+        activity.changes.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.changes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How long the API must be quiet before the daemon gives memory back.
+const IDLE_TRIM_AFTER: Duration = Duration::from_secs(5);
+
+/// A burst of API calls maps code and grows the heap; once no connection has been open for
+/// [`IDLE_TRIM_AFTER`], that memory is released (`crate::trim`). Supervision (exits,
+/// restarts, health checks) keeps running and maps back only what it uses.
+async fn trim_when_idle(activity: Arc<Activity>) {
+    let mut seen = u64::MAX;
+    let mut trimmed = u64::MAX;
+    loop {
+        tokio::time::sleep(IDLE_TRIM_AFTER).await;
+        let now = activity.changes.load(Ordering::Relaxed);
+        if now == seen && now != trimmed && activity.open.load(Ordering::Relaxed) == 0 {
+            let _ = tokio::task::spawn_blocking(crate::trim::release_unused_memory).await;
+            trimmed = now;
+        }
+        seen = now;
+    }
+}
+
 pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
     // Installed first: a stop request during start-up still ends the daemon cleanly.
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -206,12 +252,16 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
         std::process::id()
     );
 
+    let activity = Arc::new(Activity::default());
+    tokio::spawn(trim_when_idle(Arc::clone(&activity)));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let state = Arc::clone(&state);
+                    let busy = Busy::new(&activity);
                     tokio::spawn(async move {
+                        let _busy = busy;
                         let service = service_fn(move |req| routes::handle(Arc::clone(&state), req));
                         let conn = http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)

@@ -52,6 +52,8 @@ pub(super) fn run(bundle: &Path) -> ExitCode {
         Ok(mut m) => {
             report(&ShimReport::Started(m.state.clone()));
             detach_stdio();
+            // Mostly asleep in poll from now on: give back what starting the container took.
+            crate::trim::release_unused_memory();
             m.run();
             m.finish();
             ExitCode::SUCCESS
