@@ -12,14 +12,7 @@ use berth::engine::runtime::spec::CgroupSpec;
 fn spec(name: &str) -> CgroupSpec {
     CgroupSpec {
         path: format!("berth/test-{}-{name}", std::process::id()),
-        memory: None,
-        memory_swap: None,
-        memory_reservation: None,
-        cpu_quota: None,
-        cpu_period: None,
-        cpu_shares: None,
-        cpuset_cpus: None,
-        pids_limit: None,
+        ..CgroupSpec::default()
     }
 }
 

@@ -102,14 +102,7 @@ impl Fixture {
             sysctls: BTreeMap::new(),
             cgroup: CgroupSpec {
                 path: format!("berth/{id}"),
-                memory: None,
-                memory_swap: None,
-                memory_reservation: None,
-                cpu_quota: None,
-                cpu_period: None,
-                cpu_shares: None,
-                cpuset_cpus: None,
-                pids_limit: None,
+                ..CgroupSpec::default()
             },
             init: false,
             privileged: false,

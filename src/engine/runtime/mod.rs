@@ -571,14 +571,7 @@ pub(crate) mod tests {
             sysctls: BTreeMap::new(),
             cgroup: CgroupSpec {
                 path: "berth/c0ffee".into(),
-                memory: None,
-                memory_swap: None,
-                memory_reservation: None,
-                cpu_quota: None,
-                cpu_period: None,
-                cpu_shares: None,
-                cpuset_cpus: None,
-                pids_limit: None,
+                ..CgroupSpec::default()
             },
             init: false,
             privileged: false,

@@ -142,7 +142,8 @@ pub enum MountKind {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Default`: no limits (and an empty path, which callers always set).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupSpec {
     /// Relative path under each hierarchy's root: `berth/<id>`.
     pub path: String,
